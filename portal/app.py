@@ -1,0 +1,72 @@
+"""The application factory: ``create_app`` reads as the list of steps that build the app."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from portal.db import db
+from portal.i18n import configure_i18n
+from portal.keys import derive_key
+from portal.observability import configure_logging
+from portal.security import configure_security
+from portal.settings import Settings, load_settings
+from portal.tenancy import configure_tenancy
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or load_settings()
+    app = Flask(__name__, instance_path=str(settings.instance_path), static_folder=None)
+    app.extensions["portal.settings"] = settings
+    configure_flask(app, settings)
+    configure_logging(app)
+    configure_database(app, settings)
+    configure_i18n(app, settings)
+    configure_tenancy(app, settings)
+    configure_security(app, settings)
+    configure_roles(app, settings)
+    configure_health(app)
+    return app
+
+
+def configure_flask(app: Flask, settings: Settings) -> None:
+    settings.instance_path.mkdir(parents=True, exist_ok=True)
+    app.config.update(SECRET_KEY=settings.secret_key, JSON_SORT_KEYS=False)
+    app.config.update(settings.extra)
+
+
+def configure_database(app: Flask, settings: Settings) -> None:
+    app.config["SQLALCHEMY_DATABASE_URI"] = settings.database_url
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"pool_pre_ping": True}
+    db.init_app(app)
+    # Import every area's models so that their tables are known, then create what is missing.
+    # (Migrations with Alembic replace create_all when the schema first changes.)
+    import portal.assessment.models
+    import portal.forwarding.models  # noqa: F401
+
+    with app.app_context():
+        db.create_all()
+
+
+def configure_roles(app: Flask, settings: Settings) -> None:
+    """Register only what this process's roles need (``PORTAL_ROLES``)."""
+    from portal.forwarding import configure_forwarding
+
+    configure_forwarding(app, settings)
+    if settings.has_edge:
+        from portal.reporting import configure_reporting
+
+        configure_reporting(app, settings, receipt_key=derive_key(settings.secret_key, "receipt"))
+    configure_errors(app)
+
+
+def configure_errors(app: Flask) -> None:
+    from portal.reporting.errors import register_error_pages
+
+    register_error_pages(app)
+
+
+def configure_health(app: Flask) -> None:
+    @app.get("/healthz")
+    def healthz():
+        db.session.execute(db.text("SELECT 1"))
+        return {"status": "ok"}

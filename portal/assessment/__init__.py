@@ -1,0 +1,1 @@
+"""Back office: opened reports and their public status (queue, assessment and trace to come)."""

@@ -1,0 +1,104 @@
+"""Central services: store an opened report once, change its status, send statuses back."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from nacl.secret import SecretBox
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from portal.assessment.models import Report, ReportUrl, StatusUpdate
+from portal.db import db, utcnow
+from portal.forwarding.transport import Transport
+from portal.reporting.choices import CONTENT_TYPES, WHERE_FOUND
+from portal.statuses import ALL
+
+MAX_URLS = 20
+
+
+class InvalidReport(ValueError):
+    """An opened payload that does not describe a report; the envelope is dead-lettered."""
+
+
+def _check(payload: dict[str, Any]) -> None:
+    def need(cond: bool, what: str) -> None:
+        if not cond:
+            raise InvalidReport(f"payload field {what} missing or invalid")
+
+    need(isinstance(payload.get("id"), str) and len(payload["id"]) == 36, "id")
+    need(isinstance(payload.get("portal"), str) and 0 < len(payload["portal"]) <= 40, "portal")
+    need(isinstance(payload.get("lang"), str) and 0 < len(payload["lang"]) <= 12, "lang")
+    urls = payload.get("urls")
+    need(isinstance(urls, list) and 0 < len(urls) <= MAX_URLS, "urls")
+    need(all(isinstance(u, str) and 0 < len(u) <= 2048 for u in urls), "urls")
+    need(payload.get("content_type") in CONTENT_TYPES, "content_type")
+    need(payload.get("where_found") in WHERE_FOUND, "where_found")
+    need(isinstance(payload.get("description", ""), str), "description")
+    need(isinstance(payload.get("urgent"), bool), "urgent")
+    need(isinstance(payload.get("receipt_hash"), str) and len(payload["receipt_hash"]) == 64,
+         "receipt_hash")
+    try:
+        received = datetime.fromisoformat(payload["received_at"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InvalidReport("payload field received_at missing or invalid") from exc
+    need(received.tzinfo is not None, "received_at")
+
+
+def store_report(payload: dict[str, Any], contact_key: bytes) -> bool:
+    """Store a report from its opened payload; False when this envelope was stored before."""
+    _check(payload)
+    if db.session.scalar(select(Report.id).where(Report.envelope_id == payload["id"])):
+        return False
+    contact = payload.get("contact_email") or ""
+    report = Report(
+        envelope_id=payload["id"],
+        portal=payload["portal"],
+        lang=payload["lang"],
+        urgent=payload["urgent"],
+        received_at=datetime.fromisoformat(payload["received_at"]),
+        content_type=payload["content_type"],
+        where_found=payload["where_found"],
+        description=payload.get("description", ""),
+        contact_sealed=SecretBox(contact_key).encrypt(contact.encode()) if contact else None,
+        receipt_hash=payload["receipt_hash"],
+        urls=[ReportUrl(position=i, url=u) for i, u in enumerate(payload["urls"])],
+    )
+    db.session.add(report)
+    try:
+        db.session.flush()
+    except IntegrityError:
+        # Another importer stored the same envelope between our check and our insert.
+        db.session.rollback()
+        return False
+    return True
+
+
+def contact_email(report: Report, contact_key: bytes) -> str:
+    if report.contact_sealed is None:
+        return ""
+    return SecretBox(contact_key).decrypt(report.contact_sealed).decode()
+
+
+def set_status(report: Report, status: str) -> None:
+    """Change a report's public status; the edge learns of it through the transport."""
+    if status not in ALL:
+        raise ValueError(f"unknown status {status!r}")
+    if report.status == status:
+        return
+    report.status = status
+    db.session.add(StatusUpdate(receipt_hash=report.receipt_hash, status=status, at=utcnow()))
+
+
+def ship_status_updates(transport: Transport, batch: int = 500) -> int:
+    sent = 0
+    for update in db.session.scalars(select(StatusUpdate).order_by(StatusUpdate.id).limit(batch)):
+        message = {"receipt_hash": update.receipt_hash, "status": update.status,
+                   "at": update.at.isoformat()}
+        transport.send_status(json.dumps(message).encode())
+        db.session.delete(update)
+        db.session.commit()
+        sent += 1
+    return sent

@@ -1,0 +1,104 @@
+"""The public forms. Every message is in our own catalogue, so every language is complete."""
+
+from __future__ import annotations
+
+from email_validator import EmailNotValidError, validate_email
+from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, HiddenField, SelectField, StringField, TextAreaField
+from wtforms.validators import ValidationError
+
+from portal.reporting import urls as url_rules
+from portal.reporting.choices import CONTENT_TYPES, WHERE_FOUND
+
+MAX_DESCRIPTION = 2000
+MAX_URLS_FIELD = url_rules.MAX_URLS * (url_rules.MAX_URL_LENGTH + 2)
+
+URL_REASONS = {
+    "scheme": _l("only web addresses starting with http:// or https:// can be reported"),
+    "no_host": _l("this does not contain a website name"),
+    "private": _l("this points to a private or local network, not to the public internet"),
+    "too_long": _l("this is longer than 2,048 characters"),
+    "invalid": _l("this is not a valid web address"),
+}
+
+
+class ChoiceField(SelectField):
+    """A select whose "not a valid choice" message is in our catalogue."""
+
+    def pre_validate(self, form) -> None:
+        if self.data not in dict(self.choices):
+            raise ValidationError(_l("Choose one of the options in the list."))
+
+
+class ReportForm(FlaskForm):
+    urls = TextAreaField(_l("Web addresses (URLs)"))
+    content_type = ChoiceField(
+        _l("What did you see?"), choices=list(CONTENT_TYPES.items()), default="unsure"
+    )
+    where_found = ChoiceField(
+        _l("Where did you find it?"), choices=list(WHERE_FOUND.items()), default="unsure"
+    )
+    description = TextAreaField(_l("Anything else we should know (optional)"))
+    child_in_danger = BooleanField(_l("A child is in immediate danger"))
+    contact_email = StringField(_l("Your email address (optional)"))
+    altcha = HiddenField()
+
+    cleaned_urls: list[str]
+
+    def validate_urls(self, field: TextAreaField) -> None:
+        raw = field.data or ""
+        if len(raw) > MAX_URLS_FIELD:
+            raise ValidationError(_l("This is too long. Report at most 20 addresses at a time."))
+        urls, problems = url_rules.parse_urls(raw)
+        if problems:
+            raise ValidationError(
+                [
+                    _l("Line %(line)s (%(text)s): %(reason)s", line=p.line, text=p.text,
+                       reason=URL_REASONS[p.reason])
+                    for p in problems[:5]
+                ]
+            )
+        if not urls:
+            raise ValidationError(_l("Enter at least one web address."))
+        if len(urls) > url_rules.MAX_URLS:
+            raise ValidationError(
+                ngettext(
+                    "You entered %(num)d address. Report at most 20 at a time.",
+                    "You entered %(num)d addresses. Report at most 20 at a time.",
+                    len(urls),
+                )
+            )
+        self.cleaned_urls = urls
+
+    def validate_description(self, field: TextAreaField) -> None:
+        if len(field.data or "") > MAX_DESCRIPTION:
+            raise ValidationError(
+                _l("Please shorten this to at most %(max)s characters (now %(now)s).",
+                   max=MAX_DESCRIPTION, now=len(field.data))
+            )
+
+    def validate_contact_email(self, field: StringField) -> None:
+        value = (field.data or "").strip()
+        if not value:
+            field.data = ""
+            return
+        if len(value) > 254:
+            raise ValidationError(_l("This email address is too long."))
+        try:
+            field.data = validate_email(value, check_deliverability=False).normalized
+        except EmailNotValidError as exc:
+            raise ValidationError(
+                _l("This does not look like an email address. Leave it empty to stay anonymous.")
+            ) from exc
+
+
+class StatusForm(FlaskForm):
+    receipt = StringField(_l("Receipt code"))
+
+    def validate_receipt(self, field: StringField) -> None:
+        if not (field.data or "").strip():
+            raise ValidationError(_l("Enter the receipt code you were given."))
+        if len(field.data) > 64:
+            raise ValidationError(_l("A receipt code has 16 digits."))

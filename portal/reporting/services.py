@@ -1,0 +1,83 @@
+"""Intake: seal a valid report and store it durably before the receipt is shown."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from nacl.public import PublicKey
+
+from portal.db import db, utcnow
+from portal.forwarding.keyring import KeyringError, public_key, read_public
+from portal.forwarding.models import OutboxEnvelope, ReceiptStatus
+from portal.forwarding.sealing import seal
+from portal.reporting.receipts import new_receipt, receipt_hash
+from portal.statuses import RECEIVED
+
+
+class SealingKey:
+    """The central team's current public key, re-read when the key file changes."""
+
+    def __init__(self, keys_path: Path):
+        self.path = keys_path / "public.json"
+        self._stamp: float | None = None
+        self._key: tuple[str, PublicKey] | None = None
+        self.get()  # fail at start-up, not at the first report
+
+    def get(self) -> tuple[str, PublicKey]:
+        try:
+            stamp = self.path.stat().st_mtime
+        except FileNotFoundError as exc:
+            raise KeyringError(f"no public key at {self.path}") from exc
+        if self._key is None or stamp != self._stamp:
+            self._key = public_key(read_public(self.path.parent))
+            self._stamp = stamp
+        return self._key
+
+
+@dataclass(frozen=True)
+class NewReport:
+    portal: str
+    lang: str
+    urls: list[str]
+    content_type: str
+    where_found: str
+    description: str
+    urgent: bool
+    contact_email: str
+
+
+def accept_report(report: NewReport, sealing_key: SealingKey, receipt_key: bytes) -> str:
+    """Seal the report, commit the envelope and the receipt's status together, return the
+    receipt. Only the ciphertext and a keyed hash of the receipt are written."""
+    kid, public = sealing_key.get()
+    receipt = new_receipt()
+    digest = receipt_hash(receipt, receipt_key)
+    envelope_id = str(uuid.uuid4())
+    now = utcnow()
+    payload = {
+        "v": 1,
+        "portal": report.portal,
+        "lang": report.lang,
+        "urls": report.urls,
+        "content_type": report.content_type,
+        "where_found": report.where_found,
+        "description": report.description,
+        "urgent": report.urgent,
+        "contact_email": report.contact_email,
+        "received_at": now.isoformat(),
+        "receipt_hash": digest,
+    }
+    body = seal(envelope_id, payload, kid, public)
+    db.session.add(OutboxEnvelope(id=envelope_id, body=body, created_at=now, next_attempt_at=now))
+    db.session.add(ReceiptStatus(receipt_hash=digest, status=RECEIVED, updated_at=now))
+    db.session.commit()
+    return receipt
+
+
+def lookup_status(receipt: str | None, receipt_key: bytes) -> str | None:
+    """The public status for a receipt, or None. A malformed code costs the same work."""
+    digest = receipt_hash(receipt or "0" * 16, receipt_key)
+    row = db.session.get(ReceiptStatus, digest)
+    return row.status if (row is not None and receipt) else None

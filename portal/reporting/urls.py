@@ -1,0 +1,130 @@
+"""Normalising and checking the addresses a citizen reports.
+
+Each line becomes one absolute http(s) URL: surrounding whitespace, quotes and brackets are
+stripped, a missing scheme becomes ``http://``, the host is lower-cased and converted to
+punycode (IDNA 2008 with UTS #46 mapping). An address that cannot be a public web address is
+rejected with a reason code that the form turns into a localized message.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+import idna
+
+MAX_URL_LENGTH = 2048
+MAX_URLS = 20
+
+# Private, loopback, link-local and other non-public ranges. The documentation ranges
+# (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24, 2001:db8::/32) are accepted on purpose:
+# tests use them, and no real report will ever name them.
+BLOCKED_NETWORKS = [
+    ipaddress.ip_network(n)
+    for n in (
+        "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
+        "172.16.0.0/12", "192.168.0.0/16", "224.0.0.0/4", "240.0.0.0/4",
+        "::/128", "::1/128", "fc00::/7", "fe80::/10", "ff00::/8",
+    )
+]
+BLOCKED_NAMES = ("localhost", "local", "internal", "intranet", "lan", "home.arpa", "onion")
+WRAPPERS = {"<": ">", '"': '"', "'": "'", "(": ")", "[": "]", "«": "»", "“": "”", "‘": "’"}
+SCHEME_RE = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*):(?!\d)")
+LABEL_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+
+
+@dataclass(frozen=True)
+class UrlProblem:
+    line: int
+    text: str
+    reason: str  # one of: scheme, no_host, private, too_long, invalid
+
+
+def _strip_wrapping(text: str) -> str:
+    text = text.strip()
+    changed = True
+    while changed and len(text) >= 2:
+        changed = False
+        if WRAPPERS.get(text[0]) == text[-1]:
+            text, changed = text[1:-1].strip(), True
+    # A sentence's full stop or comma pasted along with the address.
+    return text.rstrip(".,;")
+
+
+def _blocked_ip(host: str) -> bool | None:
+    """True for a non-public address literal, False for a public one, None if not an IP."""
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    return any(address in net for net in BLOCKED_NETWORKS if net.version == address.version)
+
+
+def normalise(text: str) -> tuple[str | None, str | None]:
+    """Return ``(url, None)`` or ``(None, reason)`` for one line the citizen typed."""
+    if len(text) > MAX_URL_LENGTH:
+        return None, "too_long"
+    text = _strip_wrapping(text)
+    if not text:
+        return None, "no_host"
+    match = SCHEME_RE.match(text)
+    if match:
+        if match.group(1).lower() not in ("http", "https"):
+            return None, "scheme"
+    elif text.startswith("//"):
+        text = "http:" + text
+    else:
+        text = "http://" + text
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError:
+        return None, "invalid"
+    host = (parts.hostname or "").rstrip(".")
+    if not host:
+        return None, "no_host"
+    blocked = _blocked_ip(host)
+    if blocked:
+        return None, "private"
+    if blocked is None:
+        try:
+            host = idna.encode(host, uts46=True).decode("ascii").lower()
+        except idna.IDNAError:
+            return None, "invalid"
+        labels = host.split(".")
+        if len(labels) < 2 or not all(LABEL_RE.match(label) for label in labels):
+            return None, "no_host" if len(labels) < 2 else "invalid"
+        if labels[-1].isdigit():
+            return None, "invalid"
+        if any(host == n or host.endswith("." + n) for n in BLOCKED_NAMES):
+            return None, "private"
+    elif ":" in host:
+        host = f"[{ipaddress.ip_address(host).compressed}]"
+    netloc = host if port is None else f"{host}:{port}"
+    url = urlunsplit((parts.scheme.lower(), netloc, parts.path or "/", parts.query, parts.fragment))
+    url = url.replace(" ", "%20")
+    if len(url) > MAX_URL_LENGTH:
+        return None, "too_long"
+    return url, None
+
+
+def split_lines(raw: str) -> list[str]:
+    """One address per line; spaces inside a line also separate addresses."""
+    return [piece for line in raw.splitlines() for piece in line.split() if piece.strip()]
+
+
+def parse_urls(raw: str) -> tuple[list[str], list[UrlProblem]]:
+    """Normalise every address; duplicates (after normalising) are kept once, in order."""
+    urls: list[str] = []
+    problems: list[UrlProblem] = []
+    for number, piece in enumerate(split_lines(raw), start=1):
+        url, reason = normalise(piece)
+        if reason:
+            problems.append(UrlProblem(line=number, text=piece[:80], reason=reason))
+        elif url not in urls:
+            urls.append(url)
+    return urls, problems

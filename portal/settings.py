@@ -1,0 +1,194 @@
+"""One typed, frozen settings object, built from ``PORTAL_*`` environment variables.
+
+Every setting has an embedded default so that ``portal demo`` runs on a laptop with nothing
+configured. :func:`load_settings` validates everything at start-up and raises
+:class:`SettingsError` listing each mistake, so a bad value never fails later at request time.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from portal import paths
+
+ROLES = ("edge", "central", "sponsors")
+TRANSPORTS = ("local", "s3")
+CAPTCHAS = ("none", "hcaptcha", "altcha")
+
+
+class SettingsError(Exception):
+    """Raised when the configuration cannot be used; the message names every problem."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+@dataclass(frozen=True)
+class Settings:
+    instance_path: Path
+    database_url: str
+    secret_key: str
+    keys_path: Path
+    spool_path: Path
+    themes_path: Path
+    translations_path: Path
+    roles: frozenset[str] = frozenset(ROLES)
+    transport: str = "local"
+    s3_bucket: str = ""
+    sqs_queue_url: str = ""
+    captcha: str = "none"
+    hcaptcha_sitekey: str = ""
+    hcaptcha_secret: str = ""
+    hcaptcha_verify_url: str = "https://api.hcaptcha.com/siteverify"
+    hcaptcha_timeout: float = 5.0
+    altcha_hmac_key: str = ""
+    ratelimit_storage_uri: str = "memory://"
+    ratelimit_report: str = "5 per minute; 30 per hour"
+    ratelimit_status: str = "10 per minute; 60 per hour"
+    ratelimit_enabled: bool = True
+    max_request_bytes: int = 64 * 1024
+    proxy_hops: int = 0
+    cookie_secure: bool = False
+    # Extra values for tests and embedding: merged into Flask's config last.
+    extra: Mapping[str, object] = field(default_factory=dict)
+
+    @property
+    def has_edge(self) -> bool:
+        return "edge" in self.roles
+
+    @property
+    def has_central(self) -> bool:
+        return "central" in self.roles
+
+    def with_changes(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _bool(value: str, name: str, problems: list[str]) -> bool:
+    lowered = value.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    problems.append(f"{name}: expected true or false, got {value!r}")
+    return False
+
+
+def _number(value: str, name: str, problems: list[str], kind: type = int) -> float:
+    try:
+        number = kind(value)
+    except ValueError:
+        problems.append(f"{name}: expected a number, got {value!r}")
+        return 0
+    if number < 0:
+        problems.append(f"{name}: must not be negative")
+    return number
+
+
+def _secret_key(instance_path: Path) -> str:
+    """The embedded default: a random key kept in the instance folder, made on first start."""
+    key_file = instance_path / "secret_key"
+    if key_file.exists():
+        return key_file.read_text().strip()
+    instance_path.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key + "\n")
+    return key
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Build and validate :class:`Settings` from ``environ`` (default: ``os.environ``)."""
+    env = dict(os.environ if environ is None else environ)
+    problems: list[str] = []
+
+    def get(name: str, default: str = "") -> str:
+        return env.get(name, default).strip()
+
+    instance_path = Path(get("PORTAL_INSTANCE_PATH") or Path.cwd() / "instance").resolve()
+    roles_raw = get("PORTAL_ROLES", ",".join(ROLES))
+    roles = frozenset(r.strip() for r in roles_raw.split(",") if r.strip())
+    for role in sorted(roles - set(ROLES)):
+        problems.append(f"PORTAL_ROLES: unknown role {role!r} (choose from {', '.join(ROLES)})")
+    if not roles:
+        problems.append("PORTAL_ROLES: name at least one role")
+
+    transport = get("PORTAL_TRANSPORT", "local")
+    if transport not in TRANSPORTS:
+        problems.append(f"PORTAL_TRANSPORT: {transport!r} is not one of {', '.join(TRANSPORTS)}")
+    elif transport == "s3":
+        problems.append(
+            "PORTAL_TRANSPORT: the s3 transport is not available in this version yet; use 'local'"
+        )
+
+    captcha = get("PORTAL_CAPTCHA", "none")
+    if captcha not in CAPTCHAS:
+        problems.append(f"PORTAL_CAPTCHA: {captcha!r} is not one of {', '.join(CAPTCHAS)}")
+
+    secret_key = get("PORTAL_SECRET_KEY")
+    if secret_key and len(secret_key) < 32:
+        problems.append("PORTAL_SECRET_KEY: use at least 32 characters")
+
+    settings = Settings(
+        instance_path=instance_path,
+        database_url=get("PORTAL_DATABASE_URL") or f"sqlite:///{instance_path / 'portal.db'}",
+        secret_key=secret_key,
+        keys_path=Path(get("PORTAL_KEYS_PATH") or instance_path / "keys").resolve(),
+        spool_path=Path(get("PORTAL_SPOOL_PATH") or instance_path / "spool").resolve(),
+        themes_path=Path(get("PORTAL_THEMES_PATH") or paths.THEMES).resolve(),
+        translations_path=Path(get("PORTAL_TRANSLATIONS_PATH") or paths.TRANSLATIONS).resolve(),
+        roles=roles,
+        transport=transport,
+        s3_bucket=get("PORTAL_S3_BUCKET"),
+        sqs_queue_url=get("PORTAL_SQS_QUEUE_URL"),
+        captcha=captcha,
+        hcaptcha_sitekey=get("PORTAL_HCAPTCHA_SITEKEY"),
+        hcaptcha_secret=get("PORTAL_HCAPTCHA_SECRET"),
+        hcaptcha_verify_url=get(
+            "PORTAL_HCAPTCHA_VERIFY_URL", "https://api.hcaptcha.com/siteverify"
+        ),
+        hcaptcha_timeout=float(
+            _number(get("PORTAL_HCAPTCHA_TIMEOUT", "5"), "PORTAL_HCAPTCHA_TIMEOUT", problems, float)
+        ),
+        altcha_hmac_key=get("PORTAL_ALTCHA_HMAC_KEY"),
+        ratelimit_storage_uri=get("PORTAL_RATELIMIT_STORAGE_URI", "memory://"),
+        ratelimit_report=get("PORTAL_RATELIMIT_REPORT", "5 per minute; 30 per hour"),
+        ratelimit_status=get("PORTAL_RATELIMIT_STATUS", "10 per minute; 60 per hour"),
+        ratelimit_enabled=_bool(
+            get("PORTAL_RATELIMIT_ENABLED", "true"), "PORTAL_RATELIMIT_ENABLED", problems
+        ),
+        max_request_bytes=int(
+            _number(get("PORTAL_MAX_REQUEST_BYTES", str(64 * 1024)), "PORTAL_MAX_REQUEST_BYTES",
+                    problems)
+        ),
+        proxy_hops=int(_number(get("PORTAL_PROXY_HOPS", "0"), "PORTAL_PROXY_HOPS", problems)),
+        cookie_secure=_bool(get("PORTAL_COOKIE_SECURE", "false"), "PORTAL_COOKIE_SECURE",
+                            problems),
+    )
+    if overrides:
+        settings = replace(settings, **overrides)  # type: ignore[arg-type]
+
+    if settings.captcha == "hcaptcha" and not (
+        settings.hcaptcha_sitekey and settings.hcaptcha_secret
+    ):
+        problems.append(
+            "PORTAL_CAPTCHA=hcaptcha needs PORTAL_HCAPTCHA_SITEKEY and PORTAL_HCAPTCHA_SECRET"
+        )
+    if not settings.themes_path.is_dir():
+        problems.append(f"PORTAL_THEMES_PATH: {settings.themes_path} is not a folder")
+    if not settings.translations_path.is_dir():
+        problems.append(f"PORTAL_TRANSLATIONS_PATH: {settings.translations_path} is not a folder")
+    if settings.max_request_bytes < 4096:
+        problems.append("PORTAL_MAX_REQUEST_BYTES: at least 4096 bytes are needed for the form")
+    if problems:
+        raise SettingsError(problems)
+
+    if not settings.secret_key:
+        settings = replace(settings, secret_key=_secret_key(settings.instance_path))
+    return settings

@@ -1,0 +1,1 @@
+"""Sponsor progress reports: aggregates, dashboard, PDF and CSV (not built yet: issue 5)."""
