@@ -2,15 +2,31 @@
 
 from __future__ import annotations
 
-from flask import Flask, current_app, g, render_template
+from flask import Flask, current_app, g, render_template, request
 from flask_babel import gettext as _
+from flask_babel import refresh
 from werkzeug.exceptions import HTTPException
+
+
+def _portal_from_path(tenancy) -> None:
+    """For a path no route matched, find the portal and language it was meant for."""
+    parts = request.path.strip("/").split("/")
+    portal = tenancy.portals.get(parts[0]) if parts else None
+    if portal is not None:
+        g.portal = portal
+        if len(parts) > 1 and parts[1] in portal.languages:
+            g.lang = parts[1]
 
 
 def register_error_pages(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
         tenancy = current_app.extensions["portal.tenancy"]
+        if "portal" not in g:
+            _portal_from_path(tenancy)
+        if "lang" not in g:
+            g.lang = g.portal.default_language if "portal" in g else "en"
+        refresh()
         messages = {
             404: _("We could not find this page."),
             405: _("This page cannot be used in this way."),
@@ -18,7 +34,5 @@ def register_error_pages(app: Flask) -> None:
             429: _("Too many attempts in a short time. Please wait a few minutes and try again."),
         }
         message = messages.get(error.code or 500, _("Something went wrong. Please try again."))
-        if "lang" not in g:
-            g.lang = g.portal.default_language if "portal" in g else "en"
         template = tenancy.template_for("error.html", g.get("portal"))
         return render_template(template, code=error.code, message=message), error.code

@@ -6,7 +6,7 @@ from email_validator import EmailNotValidError, validate_email
 from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, HiddenField, SelectField, StringField, TextAreaField
+from wtforms import BooleanField, HiddenField, SelectChoice, SelectField, StringField, TextAreaField
 from wtforms.validators import ValidationError
 
 from portal.reporting import urls as url_rules
@@ -28,17 +28,17 @@ class ChoiceField(SelectField):
     """A select whose "not a valid choice" message is in our catalogue."""
 
     def pre_validate(self, form) -> None:
-        if self.data not in dict(self.choices):
+        if self.data not in {choice.value for choice in self.choices}:
             raise ValidationError(_l("Choose one of the options in the list."))
 
 
 class ReportForm(FlaskForm):
     urls = TextAreaField(_l("Web addresses (URLs)"))
     content_type = ChoiceField(
-        _l("What did you see?"), choices=list(CONTENT_TYPES.items()), default="unsure"
+        _l("What did you see?"), choices=[SelectChoice(k, v) for k, v in CONTENT_TYPES.items()], default="unsure"
     )
     where_found = ChoiceField(
-        _l("Where did you find it?"), choices=list(WHERE_FOUND.items()), default="unsure"
+        _l("Where did you find it?"), choices=[SelectChoice(k, v) for k, v in WHERE_FOUND.items()], default="unsure"
     )
     description = TextAreaField(_l("Anything else we should know (optional)"))
     child_in_danger = BooleanField(_l("A child is in immediate danger"))

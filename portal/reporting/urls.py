@@ -46,11 +46,13 @@ def _strip_wrapping(text: str) -> str:
     text = text.strip()
     changed = True
     while changed and len(text) >= 2:
-        changed = False
-        if WRAPPERS.get(text[0]) == text[-1]:
+        # A sentence's full stop or comma pasted along with the address, then brackets.
+        stripped = text.rstrip(".,;")
+        changed = stripped != text
+        text = stripped
+        if len(text) >= 2 and WRAPPERS.get(text[0]) == text[-1]:
             text, changed = text[1:-1].strip(), True
-    # A sentence's full stop or comma pasted along with the address.
-    return text.rstrip(".,;")
+    return text
 
 
 def _blocked_ip(host: str) -> bool | None:

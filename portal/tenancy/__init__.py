@@ -7,6 +7,7 @@ from pathlib import Path
 
 from flask import Flask, abort, g, redirect, request, send_file, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import refresh as refresh_locale
 from jinja2 import ChoiceLoader, FileSystemLoader, PrefixLoader
 from werkzeug.security import safe_join
 
@@ -96,6 +97,14 @@ def configure_tenancy(app: Flask, settings: Settings) -> None:
     # Compile every template now, so a broken override stops start-up instead of a request.
     for name in app.jinja_env.list_templates(extensions=["html"]):
         app.jinja_env.get_template(name)
+
+    @app.url_value_preprocessor
+    def forget_previous_request(endpoint: str | None, values: dict | None) -> None:
+        """Start every request without a portal: an app context (and so ``g``) can outlive a
+        request when one was already active, as in tests and CLI commands."""
+        for key in ("portal", "lang", "csp_extra"):
+            g.pop(key, None)
+        refresh_locale()
 
     @app.context_processor
     def theme_helpers() -> dict[str, object]:

@@ -1,0 +1,113 @@
+"""Shared fixtures: an app per test on a fresh instance folder, a client, report helpers."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from portal.app import create_app
+from portal.forwarding.keyring import generate
+from portal.paths import THEMES, TRANSLATIONS
+from portal.settings import load_settings
+
+IN_CI = os.environ.get("CI") == "true"
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "tests" / "artifacts"
+CSRF_RE = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
+
+
+def need(condition: bool, reason: str) -> None:
+    """Skip on a developer machine without a service; in CI a missing service is a failure."""
+    if not condition:
+        if IN_CI:
+            pytest.fail(f"required in CI: {reason}")
+        pytest.skip(reason)
+
+
+def make_settings(instance: Path, **overrides):
+    env = {
+        "PORTAL_INSTANCE_PATH": str(instance),
+        "PORTAL_SECRET_KEY": "test-secret-key-that-is-long-enough-0123456789",
+        "PORTAL_THEMES_PATH": str(overrides.pop("themes_path", THEMES)),
+        "PORTAL_TRANSLATIONS_PATH": str(TRANSLATIONS),
+        "PORTAL_RATELIMIT_ENABLED": "false",
+    }
+    env.update(overrides.pop("env", {}))
+    return load_settings(env, **overrides)
+
+
+@pytest.fixture
+def instance(tmp_path: Path) -> Path:
+    path = tmp_path / "instance"
+    generate(path / "keys")
+    return path
+
+
+@pytest.fixture
+def settings(instance: Path):
+    return make_settings(instance)
+
+
+@pytest.fixture
+def app(settings):
+    app = create_app(settings)
+    app.config["TESTING"] = True
+    with app.app_context():
+        yield app
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def themes_copy(tmp_path: Path) -> Path:
+    """A writable copy of themes/, for tests that break or extend a theme."""
+    target = tmp_path / "themes"
+    shutil.copytree(THEMES, target)
+    return target
+
+
+def csrf_token(client, url: str) -> str:
+    page = client.get(url)
+    assert page.status_code == 200, page.status_code
+    match = CSRF_RE.search(page.get_data(as_text=True))
+    assert match, "no CSRF token in the form"
+    return match.group(1)
+
+
+def submit_report(client, portal: str = "demo", lang: str = "en", **fields):
+    url = f"/{portal}/{lang}/report"
+    data = {
+        "urls": "http://site.example.test/page",
+        "content_type": "images",
+        "where_found": "website",
+        "description": "",
+        "contact_email": "",
+        "csrf_token": csrf_token(client, url),
+    }
+    data.update(fields)
+    if data.get("child_in_danger") is False:
+        del data["child_in_danger"]
+    return client.post(url, data=data)
+
+
+RECEIPT_RE = re.compile(r'id="receipt"[^>]*>([0-9 ]+)<')
+
+
+def receipt_of(response) -> str:
+    match = RECEIPT_RE.search(response.get_data(as_text=True))
+    assert match, "no receipt on the page"
+    return match.group(1).replace(" ", "")
+
+
+@pytest.fixture
+def artifacts() -> Iterator[Path]:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    yield ARTIFACTS

@@ -1,0 +1,259 @@
+"""The public pages and the report journey, through Flask's test client on SQLite."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlalchemy import event, select
+
+from portal.db import db
+from portal.forwarding.models import OutboxEnvelope, ReceiptStatus
+from tests.conftest import csrf_token, receipt_of, submit_report
+
+LANGS = ["en", "fr", "es", "pt", "ar", "sw"]
+
+
+def test_root_redirects_to_best_language(client):
+    response = client.get("/demo/", headers={"Accept-Language": "pt-BR,pt;q=0.9,en;q=0.5"})
+    assert response.status_code == 302
+    assert response.headers["Location"].endswith("/demo/pt/")
+    response = client.get("/demo/", headers={"Accept-Language": "de, ja"})
+    assert response.headers["Location"].endswith("/demo/en/")
+    assert client.get("/demo/", headers={"Accept-Language": "ar"}).headers["Location"].endswith(
+        "/demo/ar/"
+    )
+
+
+@pytest.mark.parametrize("lang", LANGS)
+@pytest.mark.parametrize("page", ["", "report", "status", "privacy"])
+def test_every_page_in_every_language(client, lang, page):
+    response = client.get(f"/demo/{lang}/{page}")
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    direction = "rtl" if lang == "ar" else "ltr"
+    assert f'<html lang="{lang}" dir="{direction}">' in html
+    # every other language is offered, each link labelled in its own language
+    for other in LANGS:
+        assert f'hreflang="{other}"' in html
+
+
+def test_landing_says_what_not_to_do_and_shows_emergency_numbers(client):
+    html = client.get("/demo/en/").get_data(as_text=True)
+    assert "Never download, save or take a screenshot" in html
+    assert "Never share the material" in html
+    assert "Never investigate" in html
+    assert 'href="tel:555-0100"' in html
+
+
+def test_arabic_page_is_translated(client):
+    html = client.get("/demo/ar/report").get_data(as_text=True)
+    assert "Report a web address" not in html
+    assert "بوابة الإبلاغ في ديمولاند" in html
+
+
+def test_unknown_portal_and_language_are_404(client):
+    response = client.get("/nowhere/en/")
+    assert response.status_code == 404
+    assert 'lang="en"' in response.get_data(as_text=True)
+    response = client.get("/demo/de/report")
+    assert response.status_code == 404
+    assert 'lang="en"' in response.get_data(as_text=True)  # the portal's default language
+    response = client.get("/demo/fr/nothing-here")
+    assert response.status_code == 404
+    html = response.get_data(as_text=True)
+    assert 'lang="fr"' in html and "We could not find this page." not in html
+
+
+def test_accepted_report_is_stored_sealed_before_the_receipt(client, app):
+    response = submit_report(
+        client, urls="site.example.test/one\nhttp://site.example.test/two",
+        description="MARKER-PLAINTEXT-1", contact_email="reporter@mail.example",
+    )
+    assert response.status_code == 200
+    receipt = receipt_of(response)
+    assert len(receipt) == 16 and receipt.isdigit()
+    assert re.search(r'id="receipt"[^>]*>\d{4} \d{4} \d{4} \d{4}<', response.get_data(as_text=True))
+    assert response.headers["Cache-Control"] == "no-store"
+    envelopes = db.session.scalars(select(OutboxEnvelope)).all()
+    assert len(envelopes) == 1
+    body = envelopes[0].body
+    for secret in (b"MARKER-PLAINTEXT-1", b"reporter@mail.example", b"site.example.test",
+                   receipt.encode()):
+        assert secret not in body
+    statuses = db.session.scalars(select(ReceiptStatus)).all()
+    assert [s.status for s in statuses] == ["received"]
+    assert receipt not in statuses[0].receipt_hash
+
+
+def test_urgent_report_shows_contacts_first(client):
+    response = submit_report(client, child_in_danger="y")
+    html = response.get_data(as_text=True)
+    assert html.index('id="urgent-title"') < html.index('id="receipt"')
+    assert "tel:555-0101" in html and "tel:555-0116" in html
+    plain = submit_report(client).get_data(as_text=True)
+    assert 'id="urgent-title"' not in plain
+
+
+def test_errors_keep_everything_typed_with_a_message_per_field(client):
+    response = submit_report(
+        client, urls="javascript:alert(1)\nok.example.test", content_type="not-a-choice",
+        description="x" * 2001, contact_email="not an email", child_in_danger="y",
+    )
+    assert response.status_code == 400
+    html = response.get_data(as_text=True)
+    assert "javascript:alert(1)\nok.example.test</textarea>" in html
+    assert "x" * 2001 + "</textarea>" in html
+    assert 'value="not an email"' in html
+    assert 'id="child_in_danger" name="child_in_danger" type="checkbox" value="y"' in html
+    assert "checked" in html
+    for field in ("urls", "content_type", "description", "contact_email"):
+        assert f'id="{field}-error"' in html, field
+        assert f'aria-describedby="{field}-hint {field}-error"' in html or (
+            f'aria-describedby="{field}-error"' in html
+        )
+    assert "Line 1 (javascript:alert(1)): only web addresses starting with http://" in html
+    assert db.session.query(OutboxEnvelope).count() == 0
+
+
+def test_error_messages_are_localized(client):
+    html = submit_report(client, lang="fr", urls="http://127.0.0.1/").get_data(as_text=True)
+    assert "private or local network" not in html
+    assert 'id="urls-error"' in html
+
+
+def test_empty_and_too_many_urls(client):
+    html = submit_report(client, urls="  \n ").get_data(as_text=True)
+    assert "Enter at least one web address." in html
+    many = "\n".join(f"http://site{i}.example.test/" for i in range(21))
+    response = submit_report(client, urls=many)
+    assert response.status_code == 400
+    assert "You entered 21 addresses" in response.get_data(as_text=True)
+    twenty = "\n".join(f"http://site{i}.example.test/" for i in range(20))
+    assert submit_report(client, urls=twenty).status_code == 200
+
+
+def test_missing_csrf_token_keeps_input(client):
+    response = client.post("/demo/en/report", data={"urls": "kept.example.test"})
+    assert response.status_code == 400
+    html = response.get_data(as_text=True)
+    assert "Your session has expired" in html
+    assert "kept.example.test</textarea>" in html
+    assert db.session.query(OutboxEnvelope).count() == 0
+    response = client.post("/demo/en/status", data={"receipt": "1234"})
+    assert response.status_code == 400
+    assert "Your session has expired" in response.get_data(as_text=True)
+
+
+def test_request_size_is_bounded(client):
+    token = csrf_token(client, "/demo/en/report")
+    response = client.post(
+        "/demo/en/report", data={"csrf_token": token, "urls": "a.example.test " * 10000}
+    )
+    assert response.status_code == 413
+    assert "too large" in response.get_data(as_text=True)
+
+
+def test_no_file_upload_anywhere(client):
+    for page in ("", "report", "status", "privacy"):
+        html = client.get(f"/demo/en/{page}").get_data(as_text=True)
+        assert 'type="file"' not in html and "multipart" not in html
+
+
+def test_status_lookup_right_and_wrong_code(client):
+    receipt = receipt_of(submit_report(client))
+    token = csrf_token(client, "/demo/en/status")
+    grouped = f"{receipt[:4]} {receipt[4:8]}-{receipt[8:12]} {receipt[12:]}"
+    html = client.post("/demo/en/status", data={"csrf_token": token, "receipt": grouped}).get_data(
+        as_text=True
+    )
+    assert 'id="report-status" class="result" data-status="received"' in html
+    wrong = client.post(
+        "/demo/en/status", data={"csrf_token": token, "receipt": "0000 0000 0000 0000"}
+    )
+    assert wrong.status_code == 200
+    assert 'id="report-status"' not in wrong.get_data(as_text=True)
+    assert 'id="status-unknown"' in wrong.get_data(as_text=True)
+
+
+def test_right_and_wrong_receipts_cost_the_same_queries(client):
+    receipt = receipt_of(submit_report(client))
+    token = csrf_token(client, "/demo/en/status")
+    engine = db.engine
+    seen: list[str] = []
+
+    def record(conn, cursor, statement, *args):
+        seen.append(re.sub(r"\s+", " ", statement))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        for code in (receipt, "1111222233334444", "12"):
+            seen.clear()
+            client.post("/demo/en/status", data={"csrf_token": token, "receipt": code})
+            if code == receipt:
+                right = list(seen)
+            else:
+                assert seen == right, code
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert any("receipt_status" in s for s in right)
+
+
+def test_status_page_in_arabic_names_status_in_arabic(client):
+    receipt = receipt_of(submit_report(client, lang="ar"))
+    token = csrf_token(client, "/demo/ar/status")
+    html = client.post("/demo/ar/status", data={"csrf_token": token, "receipt": receipt}).get_data(
+        as_text=True
+    )
+    assert 'data-status="received"' in html
+    assert "Your report has been received" not in html
+
+
+SECURITY_HEADERS = {
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/demo/", "/demo/en/", "/demo/ar/report", "/demo/en/status", "/demo/en/privacy", "/nowhere/",
+     "/_static/demo/portal.css", "/_static/demo/logo.svg", "/healthz"],
+)
+def test_security_headers_on_every_response(client, path):
+    response = client.get(path)
+    response.close()
+    for name, value in SECURITY_HEADERS.items():
+        assert response.headers[name] == value
+    csp = response.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp
+    assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
+
+
+def test_pages_use_no_inline_script_or_style_and_no_other_host(client):
+    for page in ("", "report", "status", "privacy"):
+        html = client.get(f"/demo/en/{page}").get_data(as_text=True)
+        assert "<script" not in html
+        assert " style=" not in html and "<style" not in html
+        for ref in re.findall(r'(?:src|href)="([^"]+)"', html):
+            # Only our own paths, plus the partners' and helplines' own sites as plain links.
+            assert ref.startswith(("/", "#", "tel:", "mailto:", "https://")), ref
+        for ref in re.findall(r'src="([^"]+)"', html) + re.findall(
+            r'<link[^>]+href="([^"]+)"', html
+        ):
+            assert ref.startswith("/"), ref
+
+
+def test_healthz(client):
+    assert client.get("/healthz").get_json() == {"status": "ok"}
+
+
+def test_stylesheet_is_cacheable_and_carries_the_portal_colours(client):
+    response = client.get("/_static/demo/portal.css")
+    assert response.status_code == 200
+    assert b"--brand:#1d4e89" in response.data
+    again = client.get("/_static/demo/portal.css", headers={"If-None-Match": response.headers["ETag"]})
+    assert again.status_code == 304
+    assert client.get("/_static/demo/../../pyproject.toml").status_code == 404
+    assert client.get("/_static/nowhere/portal.css").status_code == 404
