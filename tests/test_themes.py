@@ -114,7 +114,7 @@ def test_duplicate_host_names_are_refused(themes_copy):
     import shutil
 
     shutil.copytree(themes_copy / "demo", themes_copy / "copy")
-    with pytest.raises(ThemeError, match="hosts: report.demo.example is already used by themes/copy"):
+    with pytest.raises(ThemeError, match=r"hosts: report\.demo\.example is already used by themes/copy"):
         load_portals(themes_copy, TRANSLATIONS)
 
 

@@ -35,10 +35,14 @@ class ChoiceField(SelectField):
 class ReportForm(FlaskForm):
     urls = TextAreaField(_l("Web addresses (URLs)"))
     content_type = ChoiceField(
-        _l("What did you see?"), choices=[SelectChoice(k, v) for k, v in CONTENT_TYPES.items()], default="unsure"
+        _l("What did you see?"),
+        choices=[SelectChoice(k, v) for k, v in CONTENT_TYPES.items()],
+        default="unsure",
     )
     where_found = ChoiceField(
-        _l("Where did you find it?"), choices=[SelectChoice(k, v) for k, v in WHERE_FOUND.items()], default="unsure"
+        _l("Where did you find it?"),
+        choices=[SelectChoice(k, v) for k, v in WHERE_FOUND.items()],
+        default="unsure",
     )
     description = TextAreaField(_l("Anything else we should know (optional)"))
     child_in_danger = BooleanField(_l("A child is in immediate danger"))

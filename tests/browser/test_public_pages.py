@@ -94,8 +94,12 @@ def test_report_page_weight_within_budget(browser, live_server):
     for lang in LANGS:
         context = browser.new_context(java_script_enabled=False)  # empty cache every time
         page = context.new_page()
-        responses = []
-        page.on("response", lambda response: responses.append(response))
+        responses: list = []
+
+        def keep(response, into=responses):
+            into.append(response)
+
+        page.on("response", keep)
         page.goto(f"{live_server.url}/demo/{lang}/report")
         page.wait_for_load_state("load")
         sizes = {r.url.rsplit("/", 1)[-1]: len(r.body()) for r in responses}

@@ -1,0 +1,61 @@
+"""A real PostgreSQL server in a temporary folder, started by the test fixtures."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import random
+import shutil
+import socket
+import subprocess
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def find_bin() -> Path | None:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
+    return found[-1].parent if found else None
+
+
+def free_port() -> int:
+    # Below 32768, so it never collides with the client ports the kernel hands out.
+    for _ in range(50):
+        port = random.randint(20000, 32000)  # noqa: S311 - not for security
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port")
+
+
+@contextmanager
+def postgres_server():
+    bin_dir = find_bin()
+    if bin_dir is None:
+        raise FileNotFoundError("PostgreSQL server binaries not found (apt-get install postgresql)")
+    root = Path(tempfile.mkdtemp(prefix="portal-pg-"))
+    as_root = os.geteuid() == 0
+    user = pwd.getpwnam("postgres") if as_root else None
+    if user:
+        os.chown(root, user.pw_uid, user.pw_gid)
+
+    def run(*args: str) -> None:
+        command = [str(bin_dir / args[0]), *args[1:]]
+        if user:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        subprocess.run(command, check=True, capture_output=True, timeout=120)
+
+    port = free_port()
+    data = root / "data"
+    run("initdb", "-D", str(data), "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8",
+        "--locale=C.UTF-8")
+    run("pg_ctl", "-D", str(data), "-l", str(root / "log"), "-w", "-o",
+        f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        run("pg_ctl", "-D", str(data), "-m", "immediate", "-w", "stop")
+        shutil.rmtree(root, ignore_errors=True)
