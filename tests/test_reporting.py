@@ -112,7 +112,8 @@ def test_errors_keep_everything_typed_with_a_message_per_field(client):
         assert f'aria-describedby="{field}-hint {field}-error"' in html or (
             f'aria-describedby="{field}-error"' in html
         )
-    assert "Line 1 (javascript:alert(1)): only web addresses starting with http://" in html
+    assert "<li>Line 1 (javascript:alert(1)): only web addresses starting with http://" in html
+    assert "[&#39;" not in html and "['" not in html
     assert db.session.query(OutboxEnvelope).count() == 0
 
 
@@ -120,6 +121,15 @@ def test_error_messages_are_localized(client):
     html = submit_report(client, lang="fr", urls="http://127.0.0.1/").get_data(as_text=True)
     assert "private or local network" not in html
     assert 'id="urls-error"' in html
+
+
+def test_one_message_per_bad_line(client):
+    html = submit_report(client, urls="ftp://a.example.test\nok.example.test\nhttp://10.0.0.1/").get_data(
+        as_text=True
+    )
+    errors = html.split('id="urls-error"', 1)[1].split("</ul>", 1)[0]
+    assert errors.count("<li>") == 2
+    assert "Line 1 (ftp://a.example.test)" in errors and "Line 3 (http://10.0.0.1/)" in errors
 
 
 def test_empty_and_too_many_urls(client):

@@ -57,13 +57,14 @@ class ReportForm(FlaskForm):
             raise ValidationError(_l("This is too long. Report at most 20 addresses at a time."))
         urls, problems = url_rules.parse_urls(raw)
         if problems:
-            raise ValidationError(
-                [
-                    _l("Line %(line)s (%(text)s): %(reason)s", line=p.line, text=p.text,
-                       reason=URL_REASONS[p.reason])
-                    for p in problems[:5]
-                ]
-            )
+            messages = [
+                _l("Line %(line)s (%(text)s): %(reason)s", line=p.line, text=p.text,
+                   reason=URL_REASONS[p.reason])
+                for p in problems[:5]
+            ]
+            # One message per bad line: all but the last go straight onto the field.
+            field.errors.extend(messages[:-1])
+            raise ValidationError(messages[-1])
         if not urls:
             raise ValidationError(_l("Enter at least one web address."))
         if len(urls) > url_rules.MAX_URLS:
