@@ -66,7 +66,17 @@ def configure_errors(app: Flask) -> None:
 
 
 def configure_health(app: Flask) -> None:
+    from portal.forwarding.health import forwarding_health
+    from portal.observability import metrics_response
+
     @app.get("/healthz")
     def healthz():
         db.session.execute(db.text("SELECT 1"))
-        return {"status": "ok"}
+        health = forwarding_health(app)
+        if health.get("outbox_stuck"):
+            return {"status": "outbox stuck", **health}, 503
+        return {"status": "ok", **health}
+
+    @app.get("/metrics")
+    def metrics():
+        return metrics_response(forwarding_health(app))

@@ -96,6 +96,37 @@ def keys_generate() -> None:
     click.echo(f"new current key {kid} in {settings.keys_path}")
 
 
+@keys.command("list")
+def keys_list() -> None:
+    """Every key id, which one is current, and whether its private key is here."""
+    from portal.forwarding.keyring import KeyringError, read_public
+
+    settings = _settings_or_exit()
+    try:
+        public = read_public(settings.keys_path)
+    except KeyringError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for kid in sorted(public.keys):
+        private = (settings.keys_path / "private" / f"{kid}.key").exists()
+        flags = ["current" if kid == public.current else "old",
+                 "private key here" if private else "public only"]
+        click.echo(f"{kid}\t{', '.join(flags)}")
+
+
+@keys.command("retire")
+@click.argument("kid")
+def keys_retire(kid: str) -> None:
+    """Remove an old key pair once no envelope sealed with it is still on its way."""
+    from portal.forwarding.keyring import KeyringError, retire
+
+    settings = _settings_or_exit()
+    try:
+        retire(settings.keys_path, kid)
+    except KeyringError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"retired {kid}")
+
+
 @keys.command("export-public")
 def keys_export_public() -> None:
     """Print the public keys, for 'portal keys import-public' on an edge."""
@@ -126,13 +157,27 @@ def keys_import_public(source) -> None:
 # -- forwarding -------------------------------------------------------------------------------
 
 
+BATCH = 200
+
+
 def _loop(step, once: bool, interval: float) -> None:
+    """Run ``step`` once, or until SIGTERM/SIGINT; the round in progress always finishes."""
+    from portal.forwarding.transport import TransportError
+
     stop = threading.Event()
     if not once:
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
+    transport = current_app.extensions["portal.transport"]
+    if once and hasattr(transport, "wait_seconds"):
+        transport.wait_seconds = min(transport.wait_seconds, 1)  # drain, do not linger
     while True:
-        step()
+        try:
+            step()
+        except TransportError as exc:
+            click.echo(f"transport unavailable, will retry: {exc}", err=True)
+            if once:
+                sys.exit(1)
         if once or stop.wait(interval):
             return
 
@@ -148,10 +193,15 @@ def forward(once: bool, interval: float) -> None:
     transport = current_app.extensions["portal.transport"]
 
     def step() -> None:
-        result = forward_once(transport)
+        sent = failed = 0
+        while True:  # the whole due outbox, batch after batch
+            result = forward_once(transport, batch=BATCH)
+            sent, failed = sent + result.sent, failed + result.failed
+            if result.sent + result.failed < BATCH:
+                break
         statuses = apply_status_updates(transport)
-        if once or result.sent or result.failed:
-            click.echo(f"forwarded {result.sent}, failed {result.failed}, statuses {statuses}")
+        if once or sent or failed:
+            click.echo(f"forwarded {sent}, failed {failed}, statuses {statuses}")
 
     _loop(step, once, interval)
 
@@ -178,6 +228,17 @@ def import_(once: bool, interval: float) -> None:
             click.echo(f"imported {result.imported}")
 
     _loop(step, once, interval)
+
+
+@main.command("outbox")
+@with_appcontext
+def outbox() -> None:
+    """Backlog: envelopes waiting at this edge, the oldest one's age, and the transport's queue."""
+    from portal.forwarding.health import forwarding_health
+
+    health = forwarding_health(current_app)
+    for key, value in health.items():
+        click.echo(f"{key}: {value}")
 
 
 # -- reports (central, until the back office lands) ------------------------------------------

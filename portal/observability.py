@@ -7,6 +7,24 @@ import logging
 import time
 
 from flask import Flask, Response, g, request
+from prometheus_client import CollectorRegistry, Gauge, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+METRICS = {
+    "outbox_envelopes": "Sealed envelopes waiting in this edge's outbox",
+    "outbox_oldest_age_seconds": "Age of the oldest undelivered envelope, in seconds",
+    "transport_backlog": "Envelopes waiting in the transport for the central importer",
+}
+
+
+def metrics_response(health: dict[str, object]) -> Response:
+    """Prometheus text format; counts and ages only, nothing about any person or report."""
+    registry = CollectorRegistry()
+    for key, help_text in METRICS.items():
+        value = health.get(key)
+        if isinstance(value, int | float):
+            Gauge(f"portal_{key}", help_text, registry=registry).set(value)
+    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
 
 
 def configure_logging(app: Flask) -> None:

@@ -41,6 +41,10 @@ class Settings:
     transport: str = "local"
     s3_bucket: str = ""
     sqs_queue_url: str = ""
+    sqs_status_queue_url: str = ""
+    kms_key_id: str = ""
+    sqs_wait_seconds: int = 10
+    outbox_stuck_seconds: int = 900
     captcha: str = "none"
     hcaptcha_sitekey: str = ""
     hcaptcha_secret: str = ""
@@ -123,9 +127,9 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
     if transport not in TRANSPORTS:
         problems.append(f"PORTAL_TRANSPORT: {transport!r} is not one of {', '.join(TRANSPORTS)}")
     elif transport == "s3":
-        problems.append(
-            "PORTAL_TRANSPORT: the s3 transport is not available in this version yet; use 'local'"
-        )
+        for name in ("PORTAL_S3_BUCKET", "PORTAL_SQS_QUEUE_URL", "PORTAL_SQS_STATUS_QUEUE_URL"):
+            if not get(name):
+                problems.append(f"{name}: required when PORTAL_TRANSPORT=s3")
 
     captcha = get("PORTAL_CAPTCHA", "none")
     if captcha not in CAPTCHAS:
@@ -147,6 +151,15 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         transport=transport,
         s3_bucket=get("PORTAL_S3_BUCKET"),
         sqs_queue_url=get("PORTAL_SQS_QUEUE_URL"),
+        sqs_status_queue_url=get("PORTAL_SQS_STATUS_QUEUE_URL"),
+        kms_key_id=get("PORTAL_KMS_KEY_ID"),
+        sqs_wait_seconds=int(
+            _number(get("PORTAL_SQS_WAIT_SECONDS", "10"), "PORTAL_SQS_WAIT_SECONDS", problems)
+        ),
+        outbox_stuck_seconds=int(
+            _number(get("PORTAL_OUTBOX_STUCK_SECONDS", "900"), "PORTAL_OUTBOX_STUCK_SECONDS",
+                    problems)
+        ),
         captcha=captcha,
         hcaptcha_sitekey=get("PORTAL_HCAPTCHA_SITEKEY"),
         hcaptcha_secret=get("PORTAL_HCAPTCHA_SECRET"),
@@ -184,6 +197,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         problems.append(f"PORTAL_THEMES_PATH: {settings.themes_path} is not a folder")
     if not settings.translations_path.is_dir():
         problems.append(f"PORTAL_TRANSLATIONS_PATH: {settings.translations_path} is not a folder")
+    if settings.sqs_wait_seconds > 20:
+        problems.append("PORTAL_SQS_WAIT_SECONDS: SQS long polling waits at most 20 seconds")
     if settings.max_request_bytes < 4096:
         problems.append("PORTAL_MAX_REQUEST_BYTES: at least 4096 bytes are needed for the form")
     if problems:

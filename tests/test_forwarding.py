@@ -245,3 +245,27 @@ def test_cli_keys_export_and_import_public(tmp_path):
     key_file.write_text('{"current": "x", "keys": {}}')
     refused = portal_cli(edge, "keys", "import-public", str(key_file))
     assert refused.returncode != 0 and "current key" in refused.stderr
+
+
+def test_cli_outbox_shows_the_backlog(app, client, settings):
+    submit_report(client)
+    db.session.commit()
+    shown = portal_cli(settings.instance_path, "outbox")
+    assert shown.returncode == 0, shown.stderr
+    assert "outbox_envelopes: 1" in shown.stdout
+    assert "outbox_stuck: False" in shown.stdout
+
+
+def test_cli_keys_rotate_list_and_retire(tmp_path):
+    central = tmp_path / "central"
+    portal_cli(central, "keys", "generate")
+    old = read_public(central / "keys").current
+    portal_cli(central, "keys", "generate")
+    new = read_public(central / "keys").current
+    listed = portal_cli(central, "keys", "list").stdout
+    assert f"{old}\told, private key here" in listed and f"{new}\tcurrent" in listed
+    refused = portal_cli(central, "keys", "retire", new)
+    assert refused.returncode != 0 and "is the current key" in refused.stderr
+    assert portal_cli(central, "keys", "retire", old).returncode == 0
+    assert set(read_private(central / "keys")) == {new}
+    assert set(read_public(central / "keys").keys) == {new}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import event, select
@@ -255,8 +256,24 @@ def test_pages_use_no_inline_script_or_style_and_no_other_host(client):
             assert ref.startswith("/"), ref
 
 
-def test_healthz(client):
-    assert client.get("/healthz").get_json() == {"status": "ok"}
+def test_healthz_and_metrics_report_the_outbox(client, app):
+    health = client.get("/healthz")
+    assert health.status_code == 200
+    assert health.get_json() == {"status": "ok", "outbox_envelopes": 0,
+                                 "outbox_oldest_age_seconds": 0.0, "outbox_stuck": False,
+                                 "transport_backlog": 0}
+    submit_report(client, description="METRICS-MARKER")
+    stale = db.session.scalars(select(OutboxEnvelope)).one()
+    stale.created_at = stale.created_at - timedelta(hours=2)
+    db.session.commit()
+    stuck = client.get("/healthz")
+    assert stuck.status_code == 503
+    assert stuck.get_json()["status"] == "outbox stuck"
+    assert stuck.get_json()["outbox_oldest_age_seconds"] >= 7200
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert "portal_outbox_envelopes 1.0" in metrics
+    assert re.search(r"portal_outbox_oldest_age_seconds 7[0-9]{3}\.", metrics)
+    assert "METRICS-MARKER" not in metrics
 
 
 def test_stylesheet_is_cacheable_and_carries_the_portal_colours(client):

@@ -42,6 +42,6 @@ def test_every_mistake_is_reported_at_once(tmp_path: Path):
         assert expected in text
 
 
-def test_s3_transport_is_refused_until_it_exists(tmp_path: Path):
-    with pytest.raises(SettingsError, match="s3 transport is not available"):
+def test_s3_transport_needs_bucket_and_queues(tmp_path: Path):
+    with pytest.raises(SettingsError, match="PORTAL_SQS_STATUS_QUEUE_URL: required when PORTAL_TRANSPORT=s3"):
         make_settings(tmp_path, env={"PORTAL_TRANSPORT": "s3"})

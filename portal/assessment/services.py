@@ -47,6 +47,10 @@ def _check(payload: dict[str, Any]) -> None:
     need(received.tzinfo is not None, "received_at")
 
 
+def is_stored(envelope_id: str) -> bool:
+    return db.session.scalar(select(Report.id).where(Report.envelope_id == envelope_id)) is not None
+
+
 def store_report(payload: dict[str, Any], contact_key: bytes) -> bool:
     """Store a report from its opened payload; False when this envelope was stored before."""
     _check(payload)

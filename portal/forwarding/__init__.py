@@ -1,4 +1,4 @@
-"""Sealing, outbox, transports (local spool; S3 + SQS to come), forwarder and importer."""
+"""Sealing, outbox, transports (local spool, S3 + SQS), forwarder and importer."""
 
 from __future__ import annotations
 
@@ -11,7 +11,11 @@ from portal.settings import Settings, SettingsError
 
 
 def configure_forwarding(app: Flask, settings: Settings) -> None:
-    app.extensions["portal.transport"] = make_transport(settings)
+    transport = make_transport(settings)
+    problems = transport.check() if hasattr(transport, "check") else []
+    if problems:
+        raise SettingsError([f"transport: {p}" for p in problems])
+    app.extensions["portal.transport"] = transport
     if settings.has_central:
         try:
             app.extensions["portal.private_keys"] = read_private(settings.keys_path)

@@ -68,7 +68,7 @@ def apply_status_updates(transport: Transport, limit: int = 500) -> int:
                 message["receipt_hash"], message["status"], datetime.fromisoformat(message["at"])
             )
         except (ValueError, KeyError, TypeError) as exc:
-            transport.dead_letter(delivery, f"status update unreadable: {type(exc).__name__}")
+            transport.reject_status(delivery, f"status update unreadable: {type(exc).__name__}")
             continue
         db.session.commit()
         delivery.ack()

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from nacl.public import PrivateKey
 
-from portal.assessment.services import InvalidReport, store_report
+from portal.assessment.services import InvalidReport, is_stored, store_report
 from portal.db import db
 from portal.forwarding.opening import PoisonEnvelope, open_envelope
 from portal.forwarding.transport import Transport
@@ -34,6 +34,11 @@ def import_once(
         if not batch:
             return result
         for delivery in batch:
+            if not delivery.data and delivery.envelope_id and is_stored(delivery.envelope_id):
+                # Redelivered after the object was already imported and deleted.
+                delivery.ack()
+                result.duplicates += 1
+                continue
             try:
                 payload = open_envelope(delivery.data, private_keys)
                 new = store_report(payload, contact_key)

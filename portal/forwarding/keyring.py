@@ -123,3 +123,16 @@ def generate(keys_path: Path) -> str:
 
 def public_key(keys: PublicKeys) -> tuple[str, PublicKey]:
     return keys.current, PublicKey(keys.keys[keys.current])
+
+
+def retire(keys_path: Path, kid: str) -> None:
+    """Forget an old key pair: envelopes sealed with it can no longer be opened."""
+    public = read_public(keys_path)
+    if kid == public.current:
+        raise KeyringError(f"{kid} is the current key; generate a new one first")
+    private_file = keys_path / "private" / f"{kid}.key"
+    if kid not in public.keys and not private_file.exists():
+        raise KeyringError(f"no key {kid} in {keys_path}")
+    remaining = {k: v for k, v in public.keys.items() if k != kid}
+    install_public(keys_path, PublicKeys(current=public.current, keys=remaining))
+    private_file.unlink(missing_ok=True)

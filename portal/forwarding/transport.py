@@ -11,7 +11,7 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -27,10 +27,11 @@ class Delivery:
 
     name: str
     data: bytes
-    _path: Path
+    _ack: Callable[[], None]
+    envelope_id: str | None = None
 
     def ack(self) -> None:
-        self._path.unlink(missing_ok=True)
+        self._ack()
 
 
 class Transport(Protocol):
@@ -41,6 +42,8 @@ class Transport(Protocol):
     def dead_letter(self, delivery: Delivery, reason: str) -> None: ...
 
     def send_status(self, data: bytes) -> None: ...
+
+    def reject_status(self, delivery: Delivery, reason: str) -> None: ...
 
     def receive_status(self, limit: int) -> Iterator[Delivery]: ...
 
@@ -93,7 +96,7 @@ class LocalSpool:
                 data = path.read_bytes()
             except FileNotFoundError:
                 continue  # taken by another importer in the meantime
-            yield Delivery(name=name, data=data, _path=path)
+            yield Delivery(name=name, data=data, _ack=lambda p=path: p.unlink(missing_ok=True))
 
     def send_envelope(self, envelope_id: str, data: bytes) -> None:
         # Idempotent: sending the same envelope twice leaves one file with the same bytes.
@@ -114,6 +117,9 @@ class LocalSpool:
         name = f"{time.time_ns():020d}-{secrets.token_hex(4)}"
         self._write(self.status, name, data)
 
+    def reject_status(self, delivery: Delivery, reason: str) -> None:
+        self.dead_letter(delivery, reason)
+
     def receive_status(self, limit: int = 500) -> Iterator[Delivery]:
         return self._read(self.status, limit)
 
@@ -122,6 +128,8 @@ class LocalSpool:
 
 
 def make_transport(settings) -> Transport:
-    if settings.transport == "local":
-        return LocalSpool(settings.spool_path)
-    raise TransportError(f"transport {settings.transport!r} is not available")
+    if settings.transport == "s3":
+        from portal.forwarding.aws import S3SqsTransport
+
+        return S3SqsTransport.from_settings(settings)
+    return LocalSpool(settings.spool_path)
