@@ -8,7 +8,6 @@ from typing import Any
 
 from nacl.secret import SecretBox
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from portal.assessment.models import Report, ReportUrl, StatusUpdate
 from portal.db import db, utcnow
@@ -54,7 +53,7 @@ def is_stored(envelope_id: str) -> bool:
 def store_report(payload: dict[str, Any], contact_key: bytes) -> bool:
     """Store a report from its opened payload; False when this envelope was stored before."""
     _check(payload)
-    if db.session.scalar(select(Report.id).where(Report.envelope_id == payload["id"])):
+    if is_stored(payload["id"]):
         return False
     contact = payload.get("contact_email") or ""
     report = Report(
@@ -71,12 +70,9 @@ def store_report(payload: dict[str, Any], contact_key: bytes) -> bool:
         urls=[ReportUrl(position=i, url=u) for i, u in enumerate(payload["urls"])],
     )
     db.session.add(report)
-    try:
-        db.session.flush()
-    except IntegrityError:
-        # Another importer stored the same envelope between our check and our insert.
-        db.session.rollback()
-        return False
+    # Raises IntegrityError when another importer stored this envelope between our check and
+    # this insert; the importer then leaves its batch for redelivery.
+    db.session.flush()
     return True
 
 

@@ -32,8 +32,12 @@ class ForwardResult:
     statuses: int = 0
 
 
-def forward_once(transport: Transport, now: datetime | None = None, batch: int = 200) -> ForwardResult:
-    """Send every due envelope; an entry leaves the outbox only after the transport took it."""
+def forward_once(transport: Transport, now: datetime | None = None, batch: int = 200,
+                 commit_every: int = 25) -> ForwardResult:
+    """Send every due envelope; an entry leaves the outbox only after the transport took it.
+
+    Deletions are committed every ``commit_every`` envelopes: a crash in between sends at
+    most that many envelopes again, which the importer recognises by their ids."""
     now = now or utcnow()
     result = ForwardResult()
     due = db.session.scalars(
@@ -42,7 +46,7 @@ def forward_once(transport: Transport, now: datetime | None = None, batch: int =
         .order_by(OutboxEnvelope.created_at)
         .limit(batch)
     ).all()
-    for entry in due:
+    for position, entry in enumerate(due, start=1):
         try:
             transport.send_envelope(entry.id, entry.body)
         except TransportError as exc:
@@ -54,7 +58,9 @@ def forward_once(transport: Transport, now: datetime | None = None, batch: int =
         else:
             db.session.delete(entry)
             result.sent += 1
-        db.session.commit()
+        if position % commit_every == 0:
+            db.session.commit()
+    db.session.commit()
     return result
 
 

@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass
 
 from nacl.public import PrivateKey
+from sqlalchemy.exc import IntegrityError
 
 from portal.assessment.services import InvalidReport, is_stored, store_report
 from portal.db import db
@@ -33,24 +34,32 @@ def import_once(
         batch = list(transport.receive_envelopes(limit))
         if not batch:
             return result
-        for delivery in batch:
-            if not delivery.data and delivery.envelope_id and is_stored(delivery.envelope_id):
-                # Redelivered after the object was already imported and deleted.
-                delivery.ack()
-                result.duplicates += 1
-                continue
-            try:
-                payload = open_envelope(delivery.data, private_keys)
-                new = store_report(payload, contact_key)
-            except (PoisonEnvelope, InvalidReport) as exc:
-                db.session.rollback()
-                log.error("envelope %s dead-lettered: %s", delivery.name, exc)
-                transport.dead_letter(delivery, str(exc))
-                result.dead += 1
-                continue
+        stored, duplicates, dead = [], [], []
+        try:
+            for delivery in batch:
+                if not delivery.data and delivery.envelope_id and is_stored(delivery.envelope_id):
+                    duplicates.append(delivery)  # redelivered after its object was deleted
+                    continue
+                try:
+                    payload = open_envelope(delivery.data, private_keys)
+                    new = store_report(payload, contact_key)
+                except (PoisonEnvelope, InvalidReport) as exc:
+                    dead.append((delivery, str(exc)))
+                    continue
+                (stored if new else duplicates).append(delivery)
+            # One commit for the batch; only then is anything acknowledged.
             db.session.commit()
+        except IntegrityError:
+            # Another importer stored one of these first: acknowledge nothing, so that every
+            # message of this batch comes again and is recognised as stored.
+            db.session.rollback()
+            log.warning("concurrent import detected; batch left for redelivery")
+            return result
+        for delivery in stored + duplicates:
             delivery.ack()
-            if new:
-                result.imported += 1
-            else:
-                result.duplicates += 1
+        for delivery, reason in dead:
+            log.error("envelope %s dead-lettered: %s", delivery.name, reason)
+            transport.dead_letter(delivery, reason)
+        result.imported += len(stored)
+        result.duplicates += len(duplicates)
+        result.dead += len(dead)
