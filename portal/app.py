@@ -11,6 +11,7 @@ from portal.observability import configure_logging
 from portal.security import configure_security
 from portal.settings import Settings, load_settings
 from portal.tenancy import configure_tenancy
+from portal.tenancy.themes import shipped_languages
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -40,6 +41,8 @@ def configure_database(app: Flask, settings: Settings) -> None:
     db.init_app(app)
     # Import every area's models so that their tables are known, then create what is missing.
     # (Migrations with Alembic replace create_all when the schema first changes.)
+    import portal.accounts.models
+    import portal.assessment.audit
     import portal.assessment.models
     import portal.forwarding.models  # noqa: F401
 
@@ -52,11 +55,46 @@ def configure_roles(app: Flask, settings: Settings) -> None:
     from portal.forwarding import configure_forwarding
 
     configure_forwarding(app, settings)
+    app.extensions["portal.languages"] = shipped_languages(settings.translations_path)
+    if settings.has_central or "sponsors" in settings.roles:
+        configure_accounts(app, settings)
+    if settings.has_central:
+        configure_back_office(app, settings)
+    if "sponsors" in settings.roles:
+        from portal.sponsors.views import bp as sponsors_bp
+
+        app.register_blueprint(sponsors_bp)
     if settings.has_edge:
         from portal.reporting import configure_reporting
 
         configure_reporting(app, settings, receipt_key=derive_key(settings.secret_key, "receipt"))
     configure_errors(app)
+
+
+def configure_accounts(app: Flask, settings: Settings) -> None:
+    from portal.accounts.views import bp
+
+    app.extensions["portal.accounts"] = {
+        "totp_key": derive_key(settings.secret_key, "totp"),
+        "recovery_key": derive_key(settings.secret_key, "recovery-codes"),
+        "idle_seconds": settings.staff_idle_minutes * 60,
+        "login_limit": settings.login_limit,
+    }
+    app.register_blueprint(bp)
+
+
+def configure_back_office(app: Flask, settings: Settings) -> None:
+    from portal.assessment.trace import IpDatabase, Resolver, Tracer
+    from portal.assessment.views import bp
+    from portal.mail import make_mailer
+
+    app.extensions["portal.mailer"] = make_mailer(settings.smtp_url, settings.mail_from)
+    nameservers, port = None, 53
+    if settings.dns_resolver:
+        host, _, port_text = settings.dns_resolver.partition(":")
+        nameservers, port = [host], int(port_text or 53)
+    app.extensions["portal.tracer"] = Tracer(Resolver(nameservers, port=port), IpDatabase())
+    app.register_blueprint(bp)
 
 
 def configure_errors(app: Flask) -> None:

@@ -285,6 +285,108 @@ def reports_set_status(report_id: int, status: str) -> None:
     click.echo(f"report {report_id} is now {status}")
 
 
+# -- users and audit (central) ----------------------------------------------------------------
+
+
+@main.group()
+def users() -> None:
+    """Staff and sponsor accounts."""
+
+
+@users.command("create")
+@click.option("--email", required=True)
+@click.option("--name", required=True)
+@click.option("--role", required=True, type=click.Choice(["analyst", "lead", "admin", "sponsor"]))
+@click.option("--language", default="en", show_default=True)
+@click.option("--portal", "portals", multiple=True, help="Sponsors: a portal they may see.")
+@with_appcontext
+def users_create(email: str, name: str, role: str, language: str, portals: tuple[str, ...]) -> None:
+    """Create an account and print its one-time password."""
+    from portal.accounts.auth import find_user
+    from portal.assessment.audit import record
+    from portal.assessment.views import create_account
+    from portal.db import db
+
+    known = current_app.extensions["portal.tenancy"].portals
+    if role == "sponsor" and (not portals or any(p not in known for p in portals)):
+        raise click.ClickException(f"a sponsor needs --portal with one of: {', '.join(known)}")
+    if language not in current_app.extensions["portal.languages"]:
+        raise click.ClickException(f"unknown language {language!r}")
+    if find_user(email):
+        raise click.ClickException(f"{email} exists already")
+    user, password = create_account(email, name, role, language, list(portals))
+    record("user.create", actor_id=None, actor="cli", target_type="user", target_id=user.id,
+           details={"role": role})
+    db.session.commit()
+    click.echo(f"created {role} {user.email}; one-time password: {password}")
+
+
+def _user_or_fail(email: str):
+    from portal.accounts.auth import find_user
+
+    user = find_user(email)
+    if user is None:
+        raise click.ClickException(f"no account {email}")
+    return user
+
+
+@users.command("disable")
+@click.argument("email")
+@with_appcontext
+def users_disable(email: str) -> None:
+    """Disable an account and end its sessions."""
+    from portal.assessment.audit import record
+    from portal.db import db
+
+    user = _user_or_fail(email)
+    user.disabled, user.session_version = True, user.session_version + 1
+    record("user.disable", actor_id=None, actor="cli", target_type="user", target_id=user.id)
+    db.session.commit()
+    click.echo(f"disabled {user.email}")
+
+
+@users.command("reset")
+@click.argument("email")
+@with_appcontext
+def users_reset(email: str) -> None:
+    """New one-time password; the second factor is enrolled again; sessions end."""
+    from portal.assessment.audit import record
+    from portal.assessment.views import reset_account
+    from portal.db import db
+
+    user = _user_or_fail(email)
+    password = reset_account(user)
+    record("user.reset", actor_id=None, actor="cli", target_type="user", target_id=user.id)
+    db.session.commit()
+    click.echo(f"reset {user.email}; one-time password: {password}")
+
+
+@main.group()
+def audit() -> None:
+    """The hash-chained audit log."""
+
+
+@audit.command("verify")
+@click.option("--head", "expected", default="", help="A recorded head: ID:HASH.")
+@with_appcontext
+def audit_verify(expected: str) -> None:
+    """Check every entry's hash and link; exit 1 on any problem."""
+    from portal.assessment.audit import head, verify_chain
+
+    recorded = None
+    if expected:
+        ident, _, digest = expected.partition(":")
+        recorded = (int(ident), digest)
+    problems = verify_chain(expected_head=recorded)
+    for problem in problems:
+        click.echo(problem, err=True)
+    if problems:
+        sys.exit(1)
+    current = head()
+    click.echo(f"audit log intact; head {current[0]}:{current[1]}" if current else
+               "audit log empty")
+
+
 # -- demo -------------------------------------------------------------------------------------
 
 
@@ -330,16 +432,53 @@ def demo(host: str, port: int) -> None:
                     click.echo(f"demo forwarding round failed: {exc!r}", err=True)
             time.sleep(2)
 
+    with app.app_context():
+        accounts = demo_accounts(app)
     threading.Thread(target=pump, name="demo-forwarding", daemon=True).start()
     base = f"http://{host}:{port}"
     portals = app.extensions["portal.tenancy"].portals
     click.echo(f"Portal demo on {base}  (instance folder: {settings.instance_path})")
     for slug in sorted(portals):
         click.echo(f"  {slug}: {base}/{slug}/")
-    click.echo("Reports are forwarded and imported every 2 seconds. "
-               "'portal reports list' and 'portal reports set-status ID STATUS' act as the "
-               "central team until the back office lands. Stop with Ctrl+C.")
+    click.echo(f"Back office: {base}/staff/login   Sponsors: {base}/sponsors/")
+    if accounts:
+        click.echo("Demo accounts (created now; passwords are shown only this once and must be "
+                   "changed at first sign-in, where a second factor is set up):")
+        for email, role, password in accounts:
+            click.echo(f"  {role:8} {email}  {password}")
+    else:
+        click.echo("Demo accounts exist from an earlier start; reset one with "
+                   "'portal users reset EMAIL'.")
+    click.echo("Reports are forwarded and imported every 2 seconds. Stop with Ctrl+C.")
     run_simple(host, port, app, threaded=True, use_reloader=False)
+
+
+DEMO_ACCOUNTS = (
+    ("analyst@demo.example", "Demo Analyst", "analyst"),
+    ("lead@demo.example", "Demo Lead", "lead"),
+    ("admin@demo.example", "Demo Administrator", "admin"),
+    ("sponsor@demo.example", "Demo Sponsor", "sponsor"),
+)
+
+
+def demo_accounts(app) -> list[tuple[str, str, str]]:
+    """Create the demo staff and sponsor accounts on first start."""
+    from portal.accounts.auth import find_user
+    from portal.assessment.audit import record
+    from portal.assessment.views import create_account
+    from portal.db import db
+
+    if find_user(DEMO_ACCOUNTS[0][0]):
+        return []
+    created = []
+    for email, name, role in DEMO_ACCOUNTS:
+        user, password = create_account(email, name, role, "en",
+                                        ["demo"] if role == "sponsor" else [])
+        record("user.create", actor_id=None, actor="demo", target_type="user",
+               target_id=user.id, details={"role": role})
+        created.append((email, role, password))
+    db.session.commit()
+    return created
 
 
 if __name__ == "__main__":  # pragma: no cover

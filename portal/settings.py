@@ -45,6 +45,19 @@ class Settings:
     kms_key_id: str = ""
     sqs_wait_seconds: int = 10
     outbox_stuck_seconds: int = 900
+    smtp_url: str = "memory://"
+    mail_from: str = "hotline@portal.example"
+    team_name: str = "Portal central assessment team"
+    dns_resolver: str = ""
+    hotlines_path: Path | None = None
+    target_hours: int = 24
+    urgent_target_hours: int = 2
+    renotice_hours: int = 48
+    welfare_break_minutes: int = 60
+    welfare_daily_minutes: int = 300
+    severity_categories: tuple[str, ...] = ("A", "B", "C")
+    staff_idle_minutes: int = 30
+    login_limit: str = "10 per minute; 50 per hour"
     captcha: str = "none"
     hcaptcha_sitekey: str = ""
     hcaptcha_secret: str = ""
@@ -183,6 +196,36 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         proxy_hops=int(_number(get("PORTAL_PROXY_HOPS", "0"), "PORTAL_PROXY_HOPS", problems)),
         cookie_secure=_bool(get("PORTAL_COOKIE_SECURE", "false"), "PORTAL_COOKIE_SECURE",
                             problems),
+    )
+    def minutes(name: str, default: int) -> int:
+        value = int(_number(get(name, str(default)), name, problems))
+        if value <= 0:
+            problems.append(f"{name}: must be a positive number")
+        return value
+
+    resolver = get("PORTAL_DNS_RESOLVER")
+    if resolver and not all(part.strip() for part in resolver.split(",")):
+        problems.append("PORTAL_DNS_RESOLVER: expected addresses like 127.0.0.1 or 127.0.0.1:5353")
+    categories = tuple(c.strip() for c in get("PORTAL_SEVERITY_CATEGORIES", "A,B,C").split(",")
+                       if c.strip())
+    if not categories or any(len(c) > 20 for c in categories):
+        problems.append("PORTAL_SEVERITY_CATEGORIES: a comma list of short names, e.g. A,B,C")
+    settings = replace(
+        settings,
+        smtp_url=get("PORTAL_SMTP_URL", "memory://"),
+        mail_from=get("PORTAL_MAIL_FROM", "hotline@portal.example"),
+        team_name=get("PORTAL_TEAM_NAME", "Portal central assessment team"),
+        dns_resolver=resolver,
+        hotlines_path=Path(get("PORTAL_HOTLINES_PATH") or paths.PACKAGE / "assessment" / "data"
+                           / "hotlines.toml"),
+        target_hours=minutes("PORTAL_TARGET_HOURS", 24),
+        urgent_target_hours=minutes("PORTAL_URGENT_TARGET_HOURS", 2),
+        renotice_hours=minutes("PORTAL_RENOTICE_HOURS", 48),
+        welfare_break_minutes=minutes("PORTAL_WELFARE_BREAK_MINUTES", 60),
+        welfare_daily_minutes=minutes("PORTAL_WELFARE_DAILY_MINUTES", 300),
+        severity_categories=categories,
+        staff_idle_minutes=minutes("PORTAL_STAFF_IDLE_MINUTES", 30),
+        login_limit=get("PORTAL_RATELIMIT_LOGIN", "10 per minute; 50 per hour"),
     )
     if overrides:
         settings = replace(settings, **overrides)  # type: ignore[arg-type]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import datetime
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 from nacl.secret import SecretBox
 from sqlalchemy import select
 
-from portal.assessment.models import Report, ReportUrl, StatusUpdate
+from portal.assessment.models import Item, Report, ReportUrl, StatusUpdate
 from portal.db import db, utcnow
 from portal.forwarding.transport import Transport
 from portal.reporting.choices import CONTENT_TYPES, WHERE_FOUND
@@ -46,6 +47,21 @@ def _check(payload: dict[str, Any]) -> None:
     need(received.tzinfo is not None, "received_at")
 
 
+def url_digest(url: str) -> str:
+    return hashlib.sha256(url.encode()).hexdigest()
+
+
+def item_for(url: str, seen_at: datetime) -> Item:
+    """The existing item for this normalised URL, or a new one: repeats become one work item."""
+    digest = url_digest(url)
+    item = db.session.scalar(select(Item).where(Item.url_hash == digest))
+    if item is None:
+        item = Item(url=url, url_hash=digest, first_seen_at=seen_at, report_count=0)
+        db.session.add(item)
+    item.report_count += 1
+    return item
+
+
 def is_stored(envelope_id: str) -> bool:
     return db.session.scalar(select(Report.id).where(Report.envelope_id == envelope_id)) is not None
 
@@ -70,6 +86,8 @@ def store_report(payload: dict[str, Any], contact_key: bytes) -> bool:
         urls=[ReportUrl(position=i, url=u) for i, u in enumerate(payload["urls"])],
     )
     db.session.add(report)
+    for url in dict.fromkeys(payload["urls"]):
+        report.items.append(item_for(url, report.received_at))
     # Raises IntegrityError when another importer stored this envelope between our check and
     # this insert; the importer then leaves its batch for redelivery.
     db.session.flush()

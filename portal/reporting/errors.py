@@ -28,11 +28,16 @@ def register_error_pages(app: Flask) -> None:
             g.lang = g.portal.default_language if "portal" in g else "en"
         refresh()
         messages = {
+            400: _("The request could not be understood. Please go back and try again."),
+            403: _("You do not have access to this page."),
             404: _("We could not find this page."),
             405: _("This page cannot be used in this way."),
             413: _("What you sent is too large. Please shorten it and try again."),
             429: _("Too many attempts in a short time. Please wait a few minutes and try again."),
         }
         message = messages.get(error.code or 500, _("Something went wrong. Please try again."))
+        if request.path.startswith(("/staff/", "/sponsors/")):
+            g.setdefault("user", None)
+            return render_template("staff_error.html", code=error.code, message=message), error.code
         template = tenancy.template_for("error.html", g.get("portal"))
         return render_template(template, code=error.code, message=message), error.code

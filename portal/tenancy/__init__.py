@@ -92,7 +92,9 @@ def configure_tenancy(app: Flask, settings: Settings) -> None:
     tenancy = Tenancy(settings)
     app.extensions["portal.tenancy"] = tenancy
     app.jinja_env.add_extension("jinja2.ext.do")
-    app.jinja_loader = ChoiceLoader([tenancy.loader(), FileSystemLoader(Path(app.root_path))])
+    app.jinja_loader = ChoiceLoader(
+        [tenancy.loader(), FileSystemLoader(Path(app.root_path) / "templates")]
+    )
     app.wsgi_app = HostRouting(app.wsgi_app, tenancy.hosts)  # type: ignore[method-assign]
     # Compile every template now, so a broken override stops start-up instead of a request.
     for name in app.jinja_env.list_templates(extensions=["html"]):
@@ -102,7 +104,7 @@ def configure_tenancy(app: Flask, settings: Settings) -> None:
     def forget_previous_request(endpoint: str | None, values: dict | None) -> None:
         """Start every request without a portal: an app context (and so ``g``) can outlive a
         request when one was already active, as in tests and CLI commands."""
-        for key in ("portal", "lang", "csp_extra"):
+        for key in ("portal", "lang", "csp_extra", "user", "welfare_message", "csrf_token"):
             g.pop(key, None)
         refresh_locale()
 

@@ -1,0 +1,76 @@
+"""The one queue across all portals: urgent first, then oldest, with keyset paging."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import and_, exists, false, or_, select, true
+
+from portal.assessment.models import Item, Report, ReportItem
+from portal.db import db
+from portal.statuses import ACTION_TAKEN, IN_ASSESSMENT, RECEIVED
+
+OPEN = (RECEIVED, IN_ASSESSMENT, ACTION_TAKEN)
+PAGE_SIZE = 50
+
+
+@dataclass(frozen=True)
+class Filters:
+    portal: str = ""
+    lang: str = ""
+    status: str = "open"
+    outcome: str = ""
+    assignee: str = ""  # "", "me", "none" or a user id
+
+
+def encode_cursor(report: Report) -> str:
+    micros = int(report.received_at.timestamp() * 1_000_000)
+    return f"{int(report.urgent)}-{micros}-{report.id}"
+
+
+def decode_cursor(text: str) -> tuple[bool, datetime, int] | None:
+    try:
+        urgent, micros, ident = (int(part) for part in text.split("-"))
+    except ValueError:
+        return None
+    return bool(urgent), datetime.fromtimestamp(micros / 1_000_000, tz=UTC), ident
+
+
+def queue_page(filters: Filters, user_id: int, after: str = "", size: int = PAGE_SIZE
+               ) -> tuple[list[Report], str | None]:
+    query = select(Report)
+    if filters.status == "open":
+        query = query.where(Report.status.in_(OPEN))
+    elif filters.status and filters.status != "all":
+        query = query.where(Report.status == filters.status)
+    if filters.portal:
+        query = query.where(Report.portal == filters.portal)
+    if filters.lang:
+        query = query.where(Report.lang == filters.lang)
+    if filters.assignee == "me":
+        query = query.where(Report.assigned_to == user_id)
+    elif filters.assignee == "none":
+        query = query.where(Report.assigned_to.is_(None))
+    elif filters.assignee.isdigit():
+        query = query.where(Report.assigned_to == int(filters.assignee))
+    if filters.outcome:
+        query = query.where(exists(
+            select(ReportItem.item_id).join(Item, Item.id == ReportItem.item_id)
+            .where(ReportItem.report_id == Report.id, Item.last_outcome == filters.outcome)
+        ))
+    cursor = decode_cursor(after) if after else None
+    if cursor:
+        urgent, received, ident = cursor
+        later = or_(Report.received_at > received,
+                    and_(Report.received_at == received, Report.id > ident))
+        if urgent:
+            query = query.where(or_(Report.urgent.is_(false()),
+                                    and_(Report.urgent.is_(true()), later)))
+        else:
+            query = query.where(Report.urgent.is_(false()), later)
+    query = query.order_by(Report.urgent.desc(), Report.received_at.asc(), Report.id.asc())
+    rows = list(db.session.scalars(query.limit(size + 1)))
+    more = len(rows) > size
+    rows = rows[:size]
+    return rows, (encode_cursor(rows[-1]) if more and rows else None)
