@@ -262,7 +262,7 @@ def test_repeated_url_joins_the_existing_item_and_shows_its_last_outcome(office)
     assert len(items) == 1 and items[0].report_count == 2
     assert {r.lang for r in items[0].reports} == {"en", "fr"}
     client, _ = signed_in(office, "analyst")
-    first, second = db.session.scalars(select(Report).order_by(Report.id)).all()
+    first, second = sorted(db.session.scalars(select(Report)), key=lambda r: r.received_at)
     client.get(f"/staff/reports/{first.id}")
     client.post(f"/staff/items/{items[0].id}/assess?report={first.id}", data={
         "csrf_token": token(client, f"/staff/reports/{first.id}"), "outcome": "not_illegal",
@@ -306,8 +306,8 @@ def test_assess_trace_notify_remove_and_the_citizen_sees_it(office, mails):
                                        contact_email="citizen@mail.example"))
     report_into_centre(office, edge, urls="host.example.test/other")  # imports both
     client, staff = signed_in(office, "analyst")
-    report = db.session.scalars(select(Report).order_by(Report.id)).first()
-    item = report.items[0]
+    item = db.session.scalar(select(Item).where(Item.url == "http://host.example.test/abuse"))
+    report = item.reports[0]
     client.get(f"/staff/reports/{report.id}")
     assert db.session.get(Report, report.id).status == "in_assessment"
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.db import UTCDateTime, db, utcnow
 from portal.statuses import RECEIVED
+
+OPEN_SQL = "status IN ('received', 'in_assessment', 'action_taken')"
 
 
 class Report(db.Model):
@@ -36,8 +38,14 @@ class Report(db.Model):
     )
 
     __table_args__ = (
-        Index("ix_reports_queue", "status", "urgent", "received_at", "id"),
-        Index("ix_reports_portal_queue", "portal", "status", "urgent", "received_at", "id"),
+        # The queue: open reports, urgent first, then oldest. Partial indexes in exactly the
+        # queue's order let the first page (and every page, by its cursor) be read straight
+        # off the index, however many closed reports pile up.
+        Index("ix_reports_open_queue", text("urgent DESC"), "received_at", "id",
+              postgresql_where=text(OPEN_SQL), sqlite_where=text(OPEN_SQL)),
+        Index("ix_reports_open_portal_queue", "portal", text("urgent DESC"), "received_at", "id",
+              postgresql_where=text(OPEN_SQL), sqlite_where=text(OPEN_SQL)),
+        Index("ix_reports_status_received", "status", "received_at"),
     )
 
 

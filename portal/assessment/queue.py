@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import and_, exists, false, or_, select, true
+from sqlalchemy import and_, exists, false, literal, or_, select, true, tuple_
 
 from portal.assessment.models import Item, Report, ReportItem
 from portal.db import db
@@ -62,8 +62,7 @@ def queue_page(filters: Filters, user_id: int, after: str = "", size: int = PAGE
     cursor = decode_cursor(after) if after else None
     if cursor:
         urgent, received, ident = cursor
-        later = or_(Report.received_at > received,
-                    and_(Report.received_at == received, Report.id > ident))
+        later = tuple_(Report.received_at, Report.id) > tuple_(literal(received), literal(ident))
         if urgent:
             query = query.where(or_(Report.urgent.is_(false()),
                                     and_(Report.urgent.is_(true()), later)))
