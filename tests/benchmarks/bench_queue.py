@@ -72,9 +72,9 @@ def main() -> None:
             client = app.test_client()
             sign_in(client, staff)
 
-            rows, cursor = queue_page(Filters(), 0)
+            _rows, cursor = queue_page(Filters(), 0)
             for _ in range(200):  # walk 10,000 rows in
-                rows, cursor = queue_page(Filters(), 0, after=cursor)
+                _rows, cursor = queue_page(Filters(), 0, after=cursor)
             deep = cursor
 
             figures = {
