@@ -168,6 +168,7 @@ GET_ROUTES = {
     "/staff/audit": {"lead", "admin"},
     "/staff/audit.csv": {"lead", "admin"},
     "/staff/users": {"admin"},
+    "/staff/portals": {"admin"},
     "/staff/account/password": {"analyst", "lead", "admin", "sponsor"},
     "/sponsors/": {"sponsor"},
 }
@@ -490,3 +491,65 @@ def test_admin_creates_resets_accounts_and_sponsor_sees_only_its_portals(office)
         "csrf_token": token(admin, "/staff/users"), "email": "x@ministry.example", "name": "X",
         "role": "sponsor", "language": "en", "portals": "nowhere"})
     assert refused.status_code == 400
+
+
+def test_renotice_becomes_due_after_the_interval(office, mails):
+    edge = office.test_client()
+    report_into_centre(office, edge, urls="host.example.test/renotice")
+    client, _ = signed_in(office, "analyst")
+    item = db.session.scalar(select(Item))
+    report = item.reports[0]
+    client.get(f"/staff/reports/{report.id}")
+    csrf = token(client, f"/staff/reports/{report.id}")
+    client.post(f"/staff/items/{item.id}/assess", data={"csrf_token": csrf,
+                                                        "outcome": "international_illegal",
+                                                        "category": "A", "age_group": ""})
+    client.post(f"/staff/items/{item.id}/notice", data={"csrf_token": csrf,
+                                                        "recipient": "abuse@host.example"})
+    db.session.refresh(item)
+    assert item.notice_due_at > utcnow() + timedelta(hours=47)
+    item.notice_due_at = utcnow() - timedelta(minutes=1)  # the interval has passed
+    db.session.commit()
+    assert "A new notice is due." in client.get(f"/staff/reports/{report.id}").get_data(as_text=True)
+    client.post(f"/staff/items/{item.id}/notice", data={"csrf_token": csrf,
+                                                        "recipient": "abuse@host.example"})
+    kinds = [e.action for e in db.session.scalars(select(AuditEntry))]
+    assert "action.notice" in kinds and "action.renotice" in kinds
+    renotices = [m for m in mails if m.rcpt_tos == ["abuse@host.example"]]
+    assert len(renotices) == 2
+    assert renotices[0].content != renotices[1].content
+
+
+def test_admin_sees_the_portals(office):
+    admin, _ = signed_in(office, "admin")
+    html = admin.get("/staff/portals").get_data(as_text=True)
+    assert "Demoland Reporting Portal" in html and "report.demo.example" in html
+
+
+def test_users_cli_create_disable_reset(office, settings):
+    import os
+
+    env = {**os.environ, "PORTAL_INSTANCE_PATH": str(settings.instance_path),
+           "PORTAL_SECRET_KEY": "test-secret-key-that-is-long-enough-0123456789"}
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "portal.cli", "users", *args], env=env,
+                              capture_output=True, text=True, timeout=60, check=False)
+
+    made = cli("create", "--email", "cli@staff.example", "--name", "Cli", "--role", "lead")
+    assert made.returncode == 0, made.stderr
+    password = made.stdout.strip().rsplit(" ", 1)[-1]
+    staff = StaffUser(db.session.scalar(select(User.id).where(User.email == "cli@staff.example")),
+                      "cli@staff.example", "lead", password)
+    client = office.test_client()
+    sign_in(client, staff)
+    assert client.get("/staff/team").status_code == 200
+    assert cli("create", "--email", "s@staff.example", "--name", "S", "--role", "sponsor"
+               ).returncode != 0  # a sponsor needs a portal
+    assert cli("disable", "cli@staff.example").returncode == 0
+    assert client.get("/staff/team").status_code == 302
+    reset = cli("reset", "cli@staff.example")
+    assert reset.returncode == 0
+    db.session.expire_all()
+    user = db.session.get(User, staff.user_id)
+    assert not user.disabled and not user.totp_enrolled and user.must_change_password

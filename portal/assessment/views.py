@@ -336,6 +336,21 @@ def audit_export() -> ResponseReturnValue:
                     headers={"Content-Disposition": "attachment; filename=audit-log.csv"})
 
 
+# -- administrators: portals ----------------------------------------------------------------------
+
+
+@bp.get("/portals")
+@auth.roles_required("admin")
+def portals() -> ResponseReturnValue:
+    """Every country portal as its theme folder defines it, with a link to preview it.
+    Portals change by editing themes/<slug>/ and 'portal themes check', not code."""
+    tenancy = current_app.extensions["portal.tenancy"]
+    settings = current_app.extensions["portal.settings"]
+    return render_template("staff/portals.html", portals=sorted(tenancy.portals.values(),
+                                                                key=lambda p: p.slug),
+                           default_captcha=settings.captcha, language_name=language_name)
+
+
 # -- administrators: users -----------------------------------------------------------------------
 
 

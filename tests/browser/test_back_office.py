@@ -64,7 +64,23 @@ class BackOffice:
         return self.page.locator(f"form[action*='/{action}']").first
 
 
-def test_analyst_journey(browser, tmp_path, dns_server, smtp_server, artifacts):  # noqa: F811
+def axe_violations(browser, url: str, axe_source: str, cookies: list) -> list:
+    context = browser.new_context(bypass_csp=True)  # only so that axe can be injected
+    context.add_cookies(cookies)
+    page = context.new_page()
+    page.goto(url)
+    assert page.url == url, f"redirected to {page.url}"  # audited as the signed-in analyst
+    page.add_script_tag(content=axe_source)
+    found = page.evaluate(
+        "axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a',"
+        " 'wcag21aa', 'wcag22aa']}}).then(r => r.violations.map(v => v.id + ': ' +"
+        " v.nodes.map(n => n.target.join(' ')).join(', ')))")
+    context.close()
+    return found
+
+
+def test_analyst_journey(browser, tmp_path, dns_server, smtp_server, artifacts,  # noqa: F811
+                         axe_source):
     port, _zone = dns_server
     controller, handler = smtp_server
     instance = tmp_path / "instance"
@@ -121,6 +137,12 @@ def test_analyst_journey(browser, tmp_path, dns_server, smtp_server, artifacts):
         assert "Confirmed removed" in page.text_content("main")
         assert page.text_content("#report-public-status").strip() == "closed"
         page.screenshot(path=str(artifacts / "back-office-done.png"), full_page=True)
+
+        # The back office's pages pass the same accessibility rules as the public ones.
+        cookies = context.cookies()
+        report_path = re.search(r"/staff/reports/\d+", page.url).group(0)
+        for path in ("/staff/", report_path, "/staff/account/password", "/staff/login"):
+            assert axe_violations(browser, server.url + path, axe_source, cookies) == [], path
 
         with app.app_context():
             ship_status_updates(app.extensions["portal.transport"])
