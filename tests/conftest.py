@@ -14,6 +14,7 @@ from portal.app import create_app
 from portal.forwarding.keyring import generate
 from portal.paths import THEMES, TRANSLATIONS
 from portal.settings import load_settings
+from tests.postgres import find_bin, postgres_server
 
 IN_CI = os.environ.get("CI") == "true"
 ROOT = Path(__file__).resolve().parent.parent
@@ -105,6 +106,17 @@ def receipt_of(response) -> str:
     match = RECEIPT_RE.search(response.get_data(as_text=True))
     assert match, "no receipt on the page"
     return match.group(1).replace(" ", "")
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    need(find_bin() is not None, "PostgreSQL server binaries not installed")
+    try:
+        import psycopg  # noqa: F401 - only checks that the driver is there
+    except ImportError:  # pragma: no cover
+        need(False, "psycopg is not installed")
+    with postgres_server() as url:
+        yield url
 
 
 @pytest.fixture

@@ -28,8 +28,7 @@ from portal.assessment.audit import (
 )
 from portal.db import db
 from portal.forwarding.keyring import generate
-from tests.conftest import make_settings, need
-from tests.postgres import find_bin, postgres_server
+from tests.conftest import make_settings
 
 T0 = datetime(2025, 3, 1, 9, 0, 0, 123456, tzinfo=UTC)
 
@@ -395,15 +394,6 @@ def test_concurrent_writers_on_sqlite_keep_one_chain(log):
     assert verify_chain() == []
 
 
-@pytest.fixture(scope="module")
-def postgres_url():
-    need(find_bin() is not None, "PostgreSQL server binaries not installed")
-    try:
-        import psycopg  # noqa: F401 - only checks that the driver is there
-    except ImportError:  # pragma: no cover
-        need(False, "psycopg is not installed")
-    with postgres_server() as url:
-        yield url
 
 
 @pytest.mark.postgres

@@ -14,22 +14,12 @@ from portal.forwarding.forwarder import apply_status_updates, forward_once
 from portal.forwarding.importer import import_once
 from portal.forwarding.models import OutboxEnvelope
 from portal.forwarding.opening import open_envelope
-from tests.conftest import make_settings, need, receipt_of, submit_report
-from tests.postgres import find_bin, postgres_server
+from tests.conftest import make_settings, receipt_of, submit_report
 from tests.test_forwarding import status_of
 
 pytestmark = pytest.mark.postgres
 
 
-@pytest.fixture(scope="module")
-def postgres_url():
-    need(find_bin() is not None, "PostgreSQL server binaries not installed")
-    try:
-        import psycopg  # noqa: F401
-    except ImportError:  # pragma: no cover
-        need(False, "psycopg is not installed")
-    with postgres_server() as url:
-        yield url
 
 
 @pytest.fixture

@@ -77,6 +77,12 @@ def staff_context() -> None:
         db.session.commit()
 
 
+def _flash_errors(form) -> None:
+    for field in form:
+        for error in field.errors:
+            flash(f"{field.label.text}: {error}", "error")
+
+
 def _item_or_404(item_id: int) -> Item:
     item = db.session.get(Item, item_id)
     if item is None:
@@ -166,9 +172,7 @@ def assess(item_id: int) -> ResponseReturnValue:
     settings = current_app.extensions["portal.settings"]
     form.category.choices = [("", "-")] + [(c, c) for c in settings.severity_categories]
     if not form.validate():
-        for field in form:
-            for error in field.errors:
-                flash(f"{field.label.text}: {error}", "error")
+        _flash_errors(form)
         return _back_to(item)
     try:
         work.assess(item, g.user, outcome=form.outcome.data,
@@ -201,9 +205,7 @@ def correct_trace(item_id: int) -> ResponseReturnValue:
     item = _item_or_404(item_id)
     form = TraceCorrectionForm()
     if not form.validate():
-        for field in form:
-            for error in field.errors:
-                flash(f"{field.label.text}: {error}", "error")
+        _flash_errors(form)
         return _back_to(item)
     work.correct_trace(item, g.user, country=form.country.data or "", asn=form.asn.data or "",
                        network=(form.network.data or "").strip())
