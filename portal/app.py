@@ -44,7 +44,8 @@ def configure_database(app: Flask, settings: Settings) -> None:
     import portal.accounts.models
     import portal.assessment.audit
     import portal.assessment.models
-    import portal.forwarding.models  # noqa: F401
+    import portal.forwarding.models
+    import portal.sponsors.models  # noqa: F401
 
     with app.app_context():
         db.create_all()
@@ -63,6 +64,10 @@ def configure_roles(app: Flask, settings: Settings) -> None:
     if "sponsors" in settings.roles:
         from portal.sponsors.views import bp as sponsors_bp
 
+        if "portal.mailer" not in app.extensions:
+            from portal.mail import make_mailer
+
+            app.extensions["portal.mailer"] = make_mailer(settings.smtp_url, settings.mail_from)
         app.register_blueprint(sponsors_bp)
     if settings.has_edge:
         from portal.reporting import configure_reporting

@@ -387,6 +387,44 @@ def audit_verify(expected: str) -> None:
                "audit log empty")
 
 
+@main.group()
+def summaries() -> None:
+    """Progress reports for the sponsors of each portal."""
+
+
+@summaries.command("send")
+@click.option("--period", "spec", default="last-month", show_default=True,
+              help="last-month, last-quarter, last-year, 2026-10, 2026-Q3, 2026 or A..B")
+@click.option("--portal", "only", default="", help="Only this portal.")
+@with_appcontext
+def summaries_send(spec: str, only: str) -> None:
+    """Render and deliver each portal's report; safe to run again (cron): what was delivered
+    is skipped, what failed is tried again. Exit 1 when anything failed."""
+    from portal.sponsors.delivery import deliver
+    from portal.sponsors.periods import PeriodError
+    from portal.sponsors.views import build
+
+    portals = current_app.extensions["portal.tenancy"].portals
+    chosen = [portals[only]] if only in portals else [] if only else list(portals.values())
+    if only and not chosen:
+        raise click.ClickException(f"no portal {only!r}")
+    failed = 0
+    for portal in chosen:
+        try:
+            outcome = deliver(portal, spec, build)
+        except PeriodError as exc:
+            raise click.ClickException(f"period not understood: {spec}") from exc
+        for line in outcome.sent:
+            click.echo(f"sent {line}")
+        for line in outcome.skipped:
+            click.echo(f"already delivered {line}")
+        for line in outcome.failed:
+            click.echo(f"FAILED {line}", err=True)
+        failed += len(outcome.failed)
+    if failed:
+        sys.exit(1)
+
+
 # -- demo -------------------------------------------------------------------------------------
 
 

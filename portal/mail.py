@@ -52,6 +52,8 @@ class Message:
     subject: str
     body: str  # plain text
     reply_to: str = ""
+    # (file name, MIME type such as "application/pdf", bytes)
+    attachments: tuple[tuple[str, str, bytes], ...] = ()
 
 
 def _check_header(name: str, value: str) -> None:
@@ -146,6 +148,10 @@ class SmtpMailer:
         # Asks Exchange not to answer with out-of-office or similar automatic replies.
         mime["X-Auto-Response-Suppress"] = "All"
         mime.set_content(message.body, charset="utf-8")
+        for filename, mimetype, data in message.attachments:
+            _check_header("attachment", filename)
+            maintype, _, subtype = mimetype.partition("/")
+            mime.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
         mime.policy = MAIL_POLICY  # the policy the message is written out with (see above)
         return mime
 

@@ -58,6 +58,7 @@ class Settings:
     severity_categories: tuple[str, ...] = ("A", "B", "C")
     staff_idle_minutes: int = 30
     login_limit: str = "10 per minute; 50 per hour"
+    sponsor_min_count: int = 5
     captcha: str = "none"
     hcaptcha_sitekey: str = ""
     hcaptcha_secret: str = ""
@@ -226,6 +227,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         severity_categories=categories,
         staff_idle_minutes=minutes("PORTAL_STAFF_IDLE_MINUTES", 30),
         login_limit=get("PORTAL_RATELIMIT_LOGIN", "10 per minute; 50 per hour"),
+        sponsor_min_count=minutes("PORTAL_SPONSOR_MIN_COUNT", 5),
     )
     if overrides:
         settings = replace(settings, **overrides)  # type: ignore[arg-type]

@@ -119,6 +119,19 @@ def postgres_url():
         yield url
 
 
+@pytest.fixture(scope="session")
+def moto_endpoint():
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError:  # pragma: no cover
+        need(False, "moto[server] is not installed")
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
 @pytest.fixture
 def artifacts() -> Iterator[Path]:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)

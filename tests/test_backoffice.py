@@ -170,7 +170,11 @@ GET_ROUTES = {
     "/staff/users": {"admin"},
     "/staff/portals": {"admin"},
     "/staff/account/password": {"analyst", "lead", "admin", "sponsor"},
-    "/sponsors/": {"sponsor"},
+    "/staff/overview": {"lead", "admin"},
+    "/sponsors/": {"sponsor", "lead", "admin"},
+    "/sponsors/{slug}/": {"sponsor", "lead", "admin"},
+    "/sponsors/{slug}/{period}.pdf": {"sponsor", "lead", "admin"},
+    "/sponsors/{slug}/{period}.csv": {"sponsor", "lead", "admin"},
 }
 POST_ROUTES = {
     "/staff/items/{item}/assess": {"analyst", "lead"},
@@ -193,12 +197,16 @@ def test_every_role_against_every_staff_route(office):
     edge = office.test_client()
     report_into_centre(office, edge, urls="host.example.test/role-check")
     ids = {"report": db.session.scalar(select(Report.id)), "item": db.session.scalar(select(Item.id)),
+           "slug": "demo", "period": "2026-10",
            "user": make_user("analyst", "target@staff.example").user_id}
     # every staff route is in the tables above
     staff_rules = {r.rule for r in office.url_map.iter_rules()
                    if r.rule.startswith(("/staff", "/sponsors"))}
-    listed = {re.sub(r"\{(\w+)\}", lambda m: f"<int:{m.group(1)}_id>", p)
-              for p in [*GET_ROUTES, *POST_ROUTES]}
+    def rule(path: str) -> str:
+        path = path.replace("{slug}", "<slug>").replace("{period}", "<period>")
+        return re.sub(r"\{(\w+)\}", lambda m: f"<int:{m.group(1)}_id>", path)
+
+    listed = {rule(p) for p in [*GET_ROUTES, *POST_ROUTES]}
     public = {"/staff/login", "/staff/login/code", "/staff/enrol", "/staff/logout"}
     assert staff_rules - public == listed
     clients = {role: signed_in(office, role, f"{role}-matrix@staff.example")[0] for role in ROLES}

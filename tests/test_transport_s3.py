@@ -27,23 +27,10 @@ from portal.forwarding.models import OutboxEnvelope
 from portal.reporting.receipts import receipt_hash
 from portal.settings import SettingsError
 from tests.aws import CREDENTIALS, create_resources
-from tests.conftest import make_settings, need, receipt_of, submit_report
+from tests.conftest import make_settings, receipt_of, submit_report
 from tests.test_forwarding import status_of
 
 MARKER = "S3-UNIQUE-MARKER-5d1e"
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint():
-    try:
-        from moto.server import ThreadedMotoServer
-    except ImportError:  # pragma: no cover
-        need(False, "moto[server] is not installed")
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
 
 
 @pytest.fixture

@@ -46,6 +46,8 @@ class Report(db.Model):
         Index("ix_reports_open_portal_queue", "portal", text("urgent DESC"), "received_at", "id",
               postgresql_where=text(OPEN_SQL), sqlite_where=text(OPEN_SQL)),
         Index("ix_reports_status_received", "status", "received_at"),
+        Index("ix_reports_portal_received", "portal", "received_at"),
+        Index("ix_reports_received", "received_at"),
     )
 
 
@@ -109,7 +111,7 @@ class Item(db.Model):
     # Actions
     notice_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     law_enforcement_needed: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
-    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     removal_seconds: Mapped[int | None] = mapped_column(Integer)
 
     reports: Mapped[list[Report]] = relationship(secondary="report_items", back_populates="items",
@@ -154,7 +156,7 @@ class Action(db.Model):
     item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(30), nullable=False)
     analyst_id: Mapped[int] = mapped_column(Integer, nullable=False)
-    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False, index=True)
     detail: Mapped[str] = mapped_column(String(500), default="", nullable=False)
 
 

@@ -338,6 +338,37 @@ def audit_export() -> ResponseReturnValue:
                     headers={"Content-Disposition": "attachment; filename=audit-log.csv"})
 
 
+# -- leads and administrators: figures across all portals --------------------------------------
+
+
+@bp.get("/overview")
+@auth.roles_required("lead", "admin")
+def overview() -> ResponseReturnValue:
+    """The sponsors' figures for every portal together, and the portals side by side."""
+    from portal.sponsors.periods import PeriodError
+    from portal.sponsors.render import hours, page_context, show
+    from portal.sponsors.views import build
+
+    spec = request.args.get("period", "last-month")[:30]
+    tenancy = current_app.extensions["portal.tenancy"]
+    try:
+        everything = build(None, spec)
+        rows = []
+        for slug, portal in sorted(tenancy.portals.items()):
+            one = build(slug, spec, portal.timezone)
+            f = one.current
+            rows.append((portal.display_name(g.lang), show(one, f.reports).text,
+                         show(one, f.urls).text, show(one, f.assessed).text,
+                         show(one, sum(f.outcomes.get(k, 0) for k in ILLEGAL)).text,
+                         show(one, f.removals).text, hours(f.removal_hours_median)))
+    except PeriodError:
+        abort(400)
+    work.audit(g.user, "overview.view", "portal", "*", period=everything.current.period.key)
+    db.session.commit()
+    return render_template("staff/overview.html", rows=rows, spec=spec,
+                           **page_context(everything, _("All portals"), g.lang))
+
+
 # -- administrators: portals ----------------------------------------------------------------------
 
 

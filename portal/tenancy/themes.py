@@ -14,6 +14,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel import Locale
 
@@ -29,7 +30,7 @@ LOGO_SUFFIXES = {".svg", ".png", ".webp"}
 MAX_LOGO_BYTES = 8 * 1024
 KNOWN_KEYS = {
     "languages", "default_language", "hosts", "logo", "captcha", "colors", "name", "tagline",
-    "contacts", "partners", "privacy",
+    "contacts", "partners", "privacy", "timezone", "reports",
 }
 
 
@@ -74,6 +75,9 @@ class Portal:
     privacy_contact: str
     retention: dict[str, str]
     captcha: str = "inherit"
+    timezone: str = "UTC"
+    report_emails: tuple[str, ...] = ()
+    report_s3: str = ""
 
     def text(self, value: dict[str, str], lang: str) -> str:
         return value.get(lang) or value[self.default_language]
@@ -262,6 +266,28 @@ def _load_manifest(folder: Path, shipped: tuple[str, ...], problems: list[str]) 
         contact = ""
     retention = check.text(privacy.get("retention"), "privacy.retention", langs, 1000)
 
+    timezone = data.get("timezone", "UTC")
+    try:
+        ZoneInfo(str(timezone))
+    except (ZoneInfoNotFoundError, ValueError):
+        check.problem("timezone", f"unknown time zone {timezone!r} (e.g. \"Africa/Nairobi\")")
+        timezone = "UTC"
+    reports = data.get("reports", {})
+    if not isinstance(reports, dict):
+        check.problem("reports", "expected a table with emails and s3")
+        reports = {}
+    report_emails = reports.get("emails", [])
+    if not isinstance(report_emails, list) or not all(
+        isinstance(e, str) and re.match(r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$", e) for e in report_emails
+    ):
+        check.problem("reports.emails", "expected a list of email addresses")
+        report_emails = []
+    report_s3 = reports.get("s3", "")
+    if report_s3 and not (isinstance(report_s3, str)
+                          and re.match(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[\w./-]*)?$", report_s3)):
+        check.problem("reports.s3", "expected s3://bucket/prefix/")
+        report_s3 = ""
+
     name = check.text(data.get("name"), "name", langs, 80)
     tagline = check.text(data.get("tagline"), "tagline", langs, 160)
 
@@ -284,6 +310,9 @@ def _load_manifest(folder: Path, shipped: tuple[str, ...], problems: list[str]) 
         privacy_contact=contact,
         retention=retention,
         captcha=captcha,
+        timezone=str(timezone),
+        report_emails=tuple(report_emails),
+        report_s3=report_s3,
     )
 
 

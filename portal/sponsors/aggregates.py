@@ -1,0 +1,230 @@
+"""Sponsor figures: the only code that computes them, each metric defined once.
+
+Everything here returns counts, shares and durations for one portal (or all) and one period;
+nothing returns a URL, a description or anything about a reporter. Definitions (README,
+"Sponsor figures", repeats them):
+
+- *Cohort*: the portal's reports received in the period (in the portal's time zone).
+- ``reports``: reports in the cohort. ``urls``: the URLs they named. ``urgent``: cohort
+  reports marked "a child is in immediate danger". ``by_language``, ``by_content_type``:
+  cohort reports by the page's language and the content type chosen.
+- ``items``: distinct items (unique normalised URLs) the cohort named. ``assessed``: those
+  assessed by now. ``assessed_in_target``: those whose first assessment came within the
+  target time (``PORTAL_URGENT_TARGET_HOURS`` when the cohort report was urgent, else
+  ``PORTAL_TARGET_HOURS``) of the earliest cohort report naming them.
+- ``outcomes``: assessed cohort items by their current outcome.
+- ``duplicates``: cohort URLs that named an item already known before that report came in.
+- ``hosting_countries``: cohort items assessed illegal, by hosting country (top ten, then
+  the rest; "unknown" when not traced).
+- ``actions``: notices, new notices, hotline referrals and police referrals recorded in the
+  period on items any report of this portal named.
+- ``removals``: such items confirmed removed in the period; ``removal_hours_median``,
+  ``removal_hours_p90``: time from the first report to removal; ``removed_within_3d``,
+  ``removed_within_7d``: their shares (as the international hotline network reports it).
+- ``trend``: the twelve months ending with the period: reports, URLs, items assessed
+  illegal (of that month's cohort) and removals.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy import and_, exists, func, select, true
+
+from portal.assessment.models import (
+    ILLEGAL,
+    OUTCOMES,
+    Action,
+    Assessment,
+    Item,
+    Report,
+    ReportItem,
+    ReportUrl,
+)
+from portal.db import db
+from portal.sponsors.periods import Period
+
+ACTION_KINDS = ("notice", "renotice", "hotline_referral", "police_referral")
+TOP_COUNTRIES = 10
+
+
+@dataclass(frozen=True)
+class Count:
+    """A count that is shown as "fewer than N" when it is small but not zero."""
+
+    value: int
+    threshold: int
+
+    @property
+    def suppressed(self) -> bool:
+        return 0 < self.value < self.threshold
+
+
+@dataclass
+class Figures:
+    portal: str
+    period: Period
+    reports: int = 0
+    urls: int = 0
+    urgent: int = 0
+    by_language: dict[str, int] = field(default_factory=dict)
+    by_content_type: dict[str, int] = field(default_factory=dict)
+    items: int = 0
+    assessed: int = 0
+    assessed_in_target: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+    duplicates: int = 0
+    hosting_countries: list[tuple[str, int]] = field(default_factory=list)
+    actions: dict[str, int] = field(default_factory=dict)
+    removals: int = 0
+    removal_hours_median: float | None = None
+    removal_hours_p90: float | None = None
+    removed_within_3d: float | None = None
+    removed_within_7d: float | None = None
+    trend: list[tuple[str, int, int, int, int]] = field(default_factory=list)
+
+    @property
+    def assessed_in_target_share(self) -> float | None:
+        return self.assessed_in_target / self.assessed if self.assessed else None
+
+
+def percentile(values: list[float], share: float) -> float | None:
+    """Nearest-rank percentile (the smallest value with ``share`` of the values at or below)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(share * len(ordered)))
+    return ordered[rank - 1]
+
+
+def median(values: list[float]) -> float | None:
+    if not values:
+        return None
+    ordered, middle = sorted(values), len(values) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def _cohort(portal: str | None, start, end):
+    conditions = [Report.received_at >= start, Report.received_at < end]
+    if portal:
+        conditions.append(Report.portal == portal)
+    return and_(*conditions)
+
+
+def _named_by_portal(item_id, portal: str | None):
+    """True for items some report of the portal named (always true for the overview).
+    Written as EXISTS so that the database starts from the period's few rows."""
+    if not portal:
+        return true()
+    return exists(select(ReportItem.item_id).join(Report, Report.id == ReportItem.report_id)
+                  .where(ReportItem.item_id == item_id, Report.portal == portal))
+
+
+def compute(portal: str | None, period: Period, *, target_hours: int, urgent_target_hours: int,
+            with_trend: bool = True) -> Figures:
+    start, end = period.bounds()
+    cohort = _cohort(portal, start, end)
+    figures = Figures(portal=portal or "", period=period)
+    session = db.session
+
+    row = session.execute(select(func.count(Report.id), func.count(Report.id).filter(Report.urgent))
+                          .where(cohort)).one()
+    figures.reports, figures.urgent = row[0], row[1]
+    figures.urls = session.scalar(select(func.count(ReportUrl.id)).join(Report).where(cohort)) or 0
+    figures.by_language = dict(session.execute(
+        select(Report.lang, func.count()).where(cohort).group_by(Report.lang)).all())
+    figures.by_content_type = dict(session.execute(
+        select(Report.content_type, func.count()).where(cohort).group_by(Report.content_type)).all())
+
+    # Items of the cohort, each with its earliest cohort report and whether any was urgent.
+    links = select(ReportItem.item_id.label("item_id"),
+                   func.min(Report.received_at).label("first_at"),
+                   func.max(Report.urgent.cast(db.Integer)).label("urgent")) \
+        .join(Report, Report.id == ReportItem.report_id).where(cohort) \
+        .group_by(ReportItem.item_id).subquery()
+    first_assessed = select(func.min(Assessment.created_at)) \
+        .where(Assessment.item_id == links.c.item_id).scalar_subquery()
+    rows = session.execute(
+        select(links.c.first_at, links.c.urgent, Item.last_outcome, Item.trace_country,
+               first_assessed)
+        .join(Item, Item.id == links.c.item_id)
+    ).all()
+    outcomes: Counter[str] = Counter()
+    countries: Counter[str] = Counter()
+    for first_at, urgent, outcome, country, assessed_at in rows:
+        figures.items += 1
+        if outcome is None:
+            continue
+        figures.assessed += 1
+        outcomes[outcome] += 1
+        limit = timedelta(hours=urgent_target_hours if urgent else target_hours)
+        if assessed_at is not None and assessed_at - first_at <= limit:
+            figures.assessed_in_target += 1
+        if outcome in ILLEGAL:
+            countries[country or "unknown"] += 1
+    figures.outcomes = {key: outcomes.get(key, 0) for key in OUTCOMES}
+    top = sorted(countries.items(), key=lambda pair: (-pair[1], pair[0]))[:TOP_COUNTRIES]
+    rest = sum(countries.values()) - sum(n for _, n in top)
+    figures.hosting_countries = top + ([("other", rest)] if rest else [])
+
+    figures.duplicates = session.scalar(
+        select(func.count()).select_from(ReportItem)
+        .join(Report, Report.id == ReportItem.report_id).join(Item, Item.id == ReportItem.item_id)
+        .where(cohort, Item.first_seen_at < Report.received_at)) or 0
+
+    figures.actions = {kind: 0 for kind in ACTION_KINDS}
+    figures.actions.update(dict(session.execute(
+        select(Action.kind, func.count()).where(
+            Action.at >= start, Action.at < end, Action.kind.in_(ACTION_KINDS),
+            _named_by_portal(Action.item_id, portal)).group_by(Action.kind)).all()))
+    durations = [seconds / 3600 for seconds in session.scalars(
+        select(Item.removal_seconds).where(
+            Item.removed_at >= start, Item.removed_at < end, Item.removal_seconds.is_not(None),
+            _named_by_portal(Item.id, portal)))]
+    figures.removals = len(durations)
+    figures.removal_hours_median = median(durations)
+    figures.removal_hours_p90 = percentile(durations, 0.9)
+    if durations:
+        figures.removed_within_3d = sum(d <= 72 for d in durations) / len(durations)
+        figures.removed_within_7d = sum(d <= 168 for d in durations) / len(durations)
+
+    if with_trend:
+        figures.trend = [_month(portal, month) for month in period.months(12)]
+    return figures
+
+
+def _month(portal: str | None, month: Period) -> tuple[str, int, int, int, int]:
+    start, end = month.bounds()
+    cohort = _cohort(portal, start, end)
+    session = db.session
+    reports = session.scalar(select(func.count(Report.id)).where(cohort)) or 0
+    urls = session.scalar(select(func.count(ReportUrl.id)).join(Report).where(cohort)) or 0
+    illegal = session.scalar(
+        select(func.count(func.distinct(ReportItem.item_id)))
+        .join(Report, Report.id == ReportItem.report_id).join(Item, Item.id == ReportItem.item_id)
+        .where(cohort, Item.last_outcome.in_(ILLEGAL))) or 0
+    removed = session.scalar(select(func.count(Item.id)).where(
+        Item.removed_at >= start, Item.removed_at < end, _named_by_portal(Item.id, portal))) or 0
+    return month.key, reports, urls, illegal, removed
+
+
+@dataclass
+class SponsorReport:
+    current: Figures
+    previous: Figures
+    threshold: int
+
+    def count(self, value: int) -> Count:
+        return Count(value, self.threshold)
+
+
+def sponsor_report(portal: str | None, period: Period, *, target_hours: int,
+                   urgent_target_hours: int, threshold: int) -> SponsorReport:
+    current = compute(portal, period, target_hours=target_hours,
+                      urgent_target_hours=urgent_target_hours)
+    previous = compute(portal, period.previous(), target_hours=target_hours,
+                       urgent_target_hours=urgent_target_hours, with_trend=False)
+    return SponsorReport(current=current, previous=previous, threshold=threshold)

@@ -1,0 +1,128 @@
+"""A portal's monthly sponsor report over a million reports on PostgreSQL.
+
+    python tests/benchmarks/bench_sponsors.py [--reports 1000000]
+
+Fills a PostgreSQL server (started in a temporary folder) with reports spread over two
+years and three portals, one URL each (one in five a repeat of a known item), 80 % of items
+assessed, a third of those illegal with a hosting country, notices and removals; then times
+the whole report for one portal and one month (current month, previous month for the
+comparison, and the twelve-month trend), and the same without the trend; against a bare
+baseline in the same run: one COUNT over the same month's reports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import text  # noqa: E402
+
+from portal.app import create_app  # noqa: E402
+from portal.db import db  # noqa: E402
+from portal.forwarding.keyring import generate  # noqa: E402
+from portal.sponsors.aggregates import compute, sponsor_report  # noqa: E402
+from portal.sponsors.periods import Period  # noqa: E402
+from tests.conftest import make_settings  # noqa: E402
+from tests.postgres import postgres_server  # noqa: E402
+
+FILL = [
+    # reports over 730 days before 2026-11-01, three portals
+    """INSERT INTO reports (id, envelope_id, portal, lang, urgent, received_at, imported_at,
+                            content_type, where_found, description, receipt_hash, status)
+       SELECT i, md5(i::text)::uuid::text, (ARRAY['demo','xa','xb'])[1 + i % 3],
+              (ARRAY['en','fr','ar','sw'])[1 + i % 4], i % 500 = 0,
+              timestamptz '2026-11-01 00:00+00' - ((i % 730) || ' days')::interval
+                - ((i % 86400) || ' seconds')::interval,
+              now(), (ARRAY['images','videos','links'])[1 + i % 3], 'website', '',
+              md5(i::text) || md5((i + 1)::text), 'received'
+       FROM generate_series(1, :n) AS i""",
+    """INSERT INTO report_urls (id, report_id, position, url)
+       SELECT i, i, 0, 'http://site' || i || '.example.test/' FROM generate_series(1, :n) AS i""",
+    # one item per report, except every fifth report repeats the item of the report before
+    """INSERT INTO items (id, url, url_hash, first_seen_at, report_count, last_outcome,
+                          trace_country, last_assessed_at, removed_at, removal_seconds,
+                          trace_corrected, law_enforcement_needed)
+       SELECT r.id, 'http://site' || r.id || '.example.test/', md5(r.id::text) || md5('x' || r.id),
+              r.received_at, 1,
+              CASE WHEN r.id % 10 < 8 THEN (ARRAY['international_illegal','national_illegal',
+                   'not_illegal','not_found','not_illegal','not_illegal'])[1 + r.id % 6] END,
+              CASE WHEN r.id % 6 < 2 THEN (ARRAY['XA','XB','XC','XD','XE','XF','XG','XH','XI',
+                   'XJ','XK','XL'])[1 + r.id % 12] END,
+              CASE WHEN r.id % 10 < 8 THEN r.received_at + interval '5 hours' END,
+              CASE WHEN r.id % 10 < 8 AND r.id % 6 < 2 AND r.id % 3 = 0
+                   THEN r.received_at + ((r.id % 240) || ' hours')::interval END,
+              CASE WHEN r.id % 10 < 8 AND r.id % 6 < 2 AND r.id % 3 = 0
+                   THEN (r.id % 240) * 3600 END,
+              false, false
+       FROM reports r WHERE r.id % 5 <> 0""",
+    """INSERT INTO report_items (report_id, item_id)
+       SELECT id, CASE WHEN id % 5 = 0 THEN id - 1 ELSE id END FROM reports""",
+    """INSERT INTO assessments (id, item_id, analyst_id, outcome, notes, created_at)
+       SELECT id, id, 1, last_outcome, '', last_assessed_at FROM items
+       WHERE last_outcome IS NOT NULL""",
+    """INSERT INTO actions (id, item_id, kind, analyst_id, at, detail)
+       SELECT id, id, 'notice', 1, last_assessed_at + interval '1 hour', '' FROM items
+       WHERE last_outcome IN ('international_illegal', 'national_illegal')""",
+]
+
+
+def median_ms(fn, repeat: int = 5) -> float:
+    fn()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--reports", type=int, default=1_000_000)
+    n = parser.parse_args().reports
+    with postgres_server() as url, tempfile.TemporaryDirectory() as tmp:
+        instance = Path(tmp) / "instance"
+        generate(instance / "keys")
+        app = create_app(make_settings(instance, env={"PORTAL_DATABASE_URL": url}))
+        with app.app_context():
+            start = time.perf_counter()
+            for statement in FILL:
+                db.session.execute(text(statement), {"n": n})
+            db.session.commit()
+            db.session.execute(text("ANALYZE"))
+            db.session.commit()
+            print(f"filled {n:,} reports in {time.perf_counter() - start:.1f} s")
+            october = Period("month", date(2026, 10, 1), date(2026, 11, 1), "Africa/Nairobi")
+            start_at, end_at = october.bounds()
+            settings = {"target_hours": 24, "urgent_target_hours": 2}
+            figures = {
+                "bare: COUNT of the month's reports": median_ms(lambda: db.session.execute(text(
+                    "SELECT count(*) FROM reports WHERE portal = 'demo' AND received_at >= :a "
+                    "AND received_at < :b"), {"a": start_at, "b": end_at}).scalar()),
+                "one month, no trend": median_ms(
+                    lambda: compute("demo", october, with_trend=False, **settings)),
+                "monthly report (with previous month and 12-month trend)": median_ms(
+                    lambda: sponsor_report("demo", october, threshold=5, **settings)),
+                "all portals together": median_ms(
+                    lambda: sponsor_report(None, october, threshold=5, **settings)),
+            }
+            bare = next(iter(figures.values()))
+            for name, ms in figures.items():
+                print(f"{name:58} {ms:9.1f} ms   x{ms / bare:7.1f} of bare")
+            report = sponsor_report("demo", october, threshold=5, **settings)
+            print(f"(October for demo: {report.current.reports:,} reports, "
+                  f"{report.current.assessed:,} items assessed, {report.current.removals:,} removals)")
+            db.session.remove()
+            db.engine.dispose()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,208 @@
+"""Sponsor progress reports: scoping, no private data anywhere, the PDF in every script, the
+CSV, delivery by mail to a real SMTP server and to S3, idempotent and retried."""
+
+from __future__ import annotations
+
+import email
+import shutil
+import subprocess
+import sys
+from datetime import date
+
+import pytest
+from sqlalchemy import select
+
+from portal.app import create_app
+from portal.assessment.models import Item, Report
+from portal.db import db
+from portal.sponsors.models import SummaryDelivery
+from portal.sponsors.periods import parse_period
+from tests.conftest import make_settings, need
+from tests.staff import make_user, report_into_centre, sign_in
+from tests.test_mail import smtp_server  # noqa: F401 - a fixture
+
+MARKER = "SPONSOR-PRIVATE-MARKER"
+THIS_MONTH = date.today().strftime("%Y-%m")
+
+
+@pytest.fixture
+def themes_two(themes_copy):
+    """demo plus a second portal, 'other', that the demo sponsor must never see."""
+    shutil.copytree(themes_copy / "demo", themes_copy / "other")
+    manifest = themes_copy / "other" / "portal.toml"
+    manifest.write_text(manifest.read_text().replace('hosts = ["report.demo.example"]', "hosts = []")
+                        .replace("progress@ministry.demo.example", "progress@other.example"))
+    return themes_copy
+
+
+@pytest.fixture
+def office(instance, themes_two, smtp_server):  # noqa: F811
+    controller, _ = smtp_server
+    env = {"PORTAL_SMTP_URL": f"smtp://127.0.0.1:{controller.port}",
+           "PORTAL_SPONSOR_MIN_COUNT": "3"}
+    app = create_app(make_settings(instance, themes_path=themes_two, env=env))
+    app.config["TESTING"] = True
+    with app.app_context():
+        yield app
+
+
+def seed(app) -> None:
+    edge = app.test_client()
+    for i in range(4):
+        report_into_centre(app, edge, urls=f"http://{MARKER.lower()}{i}.example.test/x",
+                           description=MARKER, contact_email="citizen@mail.example")
+    report_into_centre(app, edge, portal="other", urls="http://other.example.test/")
+    item = db.session.scalar(select(Item).order_by(Item.id))
+    item.last_outcome = "international_illegal"
+    db.session.commit()
+
+
+def sponsor_client(app, portals=("demo",), language="en"):
+    staff = make_user("sponsor", f"sponsor-{'-'.join(portals)}-{language}@ministry.example",
+                      list(portals))
+    from portal.accounts.models import User
+
+    db.session.get(User, staff.user_id).language = language
+    db.session.commit()
+    client = app.test_client()
+    sign_in(client, staff)
+    return client
+
+
+def test_sponsor_sees_only_its_portal_and_only_aggregates(office):
+    seed(office)
+    client = sponsor_client(office)
+    home = client.get("/sponsors/").get_data(as_text=True)
+    assert "/sponsors/demo/" in home and "/sponsors/other/" not in home
+    page = client.get(f"/sponsors/demo/?period={THIS_MONTH}")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert 'id="fig-reports">4<' in html and 'id="fig-urls">4<' in html
+    for path in ("/sponsors/other/", f"/sponsors/other/{THIS_MONTH}.pdf",
+                 f"/sponsors/other/{THIS_MONTH}.csv"):
+        assert client.get(path).status_code == 403, path
+    for path in ("/staff/", "/staff/overview", "/staff/audit", "/staff/reports/1"):
+        assert client.get(path).status_code == 403, path
+    csv_text = client.get(f"/sponsors/demo/{THIS_MONTH}.csv").get_data(as_text=True)
+    for text in (html, csv_text):
+        assert MARKER not in text and MARKER.lower() not in text
+        assert "citizen@mail.example" not in text and "example.test" not in text
+    assert "reports,4," in csv_text
+
+
+def test_small_counts_are_hidden(office):
+    seed(office)
+    client = sponsor_client(office)
+    html = client.get(f"/sponsors/demo/?period={THIS_MONTH}").get_data(as_text=True)
+    # one item assessed illegal out of four: below the threshold of 3
+    assert "fewer than 3" in html
+    csv_text = client.get(f"/sponsors/demo/{THIS_MONTH}.csv").get_data(as_text=True)
+    assert "outcome:international_illegal,<3," in csv_text
+    assert client.get("/sponsors/demo/?period=tomorrow").status_code == 400
+
+
+def pdf_text(pdf: bytes, tmp_path) -> str:
+    need(shutil.which("pdftotext") is not None, "poppler-utils (pdftotext) is not installed")
+    path = tmp_path / "report.pdf"
+    path.write_bytes(pdf)
+    return subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True,
+                          text=True, check=True, timeout=60).stdout
+
+
+def test_pdf_in_english_and_arabic(office, tmp_path, artifacts):
+    seed(office)
+    english = sponsor_client(office).get(f"/sponsors/demo/{THIS_MONTH}.pdf")
+    assert english.mimetype == "application/pdf" and english.data.startswith(b"%PDF")
+    text = pdf_text(english.data, tmp_path)
+    assert "Progress report: Demoland Reporting Portal" in text
+    assert "Reports received" in text and MARKER not in text
+    arabic = sponsor_client(office, language="ar").get(f"/sponsors/demo/{THIS_MONTH}.pdf")
+    text = pdf_text(arabic.data, tmp_path)
+    assert "بوابة" in text  # Arabic text survives into the PDF (pdftotext splits lam-alef)
+    assert "Reports received" not in text
+    need(shutil.which("pdftoppm") is not None, "poppler-utils (pdftoppm) is not installed")
+    for lang, body in (("en", english.data), ("ar", arabic.data)):
+        source = tmp_path / f"{lang}.pdf"
+        source.write_bytes(body)
+        subprocess.run(["pdftoppm", "-png", "-r", "60", "-f", "1", "-l", "1", "-singlefile",
+                        str(source), str(artifacts / f"sponsor-report-{lang}-page1")],
+                       check=True, timeout=60)
+        assert (artifacts / f"sponsor-report-{lang}-page1.png").stat().st_size > 5000
+
+
+def test_summaries_send_mails_each_sponsor_once_and_reports_failures(office, smtp_server,  # noqa: F811
+                                                                     settings):
+    seed(office)
+    sponsor_client(office, language="fr")
+    controller, handler = smtp_server
+    import os
+
+    env = {**os.environ, "PORTAL_INSTANCE_PATH": str(settings.instance_path),
+           "PORTAL_SECRET_KEY": "test-secret-key-that-is-long-enough-0123456789",
+           "PORTAL_THEMES_PATH": str(office.extensions["portal.settings"].themes_path),
+           "PORTAL_SMTP_URL": f"smtp://127.0.0.1:{controller.port}"}
+
+    def send(extra=None):
+        return subprocess.run([sys.executable, "-m", "portal.cli", "summaries", "send",
+                               "--period", THIS_MONTH], env={**env, **(extra or {})},
+                              capture_output=True, text=True, timeout=180, check=False)
+
+    first = send()
+    assert first.returncode == 0, first.stderr
+    recipients = sorted(tuple(m.rcpt_tos) for m in handler.envelopes)
+    assert recipients == [("progress@ministry.demo.example",), ("progress@other.example",),
+                          ("sponsor-demo-fr@ministry.example",)]
+    french = next(m for m in handler.envelopes if m.rcpt_tos == ["sponsor-demo-fr@ministry.example"])
+    parsed = email.message_from_bytes(french.content)
+    names = sorted(part.get_filename() for part in parsed.walk() if part.get_filename())
+    assert names == [f"demo-{THIS_MONTH}.csv", f"demo-{THIS_MONTH}.pdf"]
+    assert "Demoland" not in parsed["Subject"] or "Démolande" in parsed["Subject"]
+    assert MARKER not in french.content.decode(errors="replace")
+
+    again = send()
+    assert again.returncode == 0 and len(handler.envelopes) == 3  # nothing sent twice
+    assert "already delivered" in again.stdout
+
+    db.session.execute(db.text("DELETE FROM summary_deliveries WHERE target LIKE 'progress@other%'"))
+    db.session.commit()
+    broken = send({"PORTAL_SMTP_URL": "smtp://127.0.0.1:9"})
+    assert broken.returncode == 1 and "FAILED other" in broken.stderr
+    row = db.session.scalar(select(SummaryDelivery).where(
+        SummaryDelivery.target == "progress@other.example"))
+    db.session.refresh(row)
+    assert row.status == "failed" and row.attempts == 3 and row.last_error
+    retried = send()
+    assert retried.returncode == 0 and len(handler.envelopes) == 4
+
+
+def test_delivery_to_an_s3_prefix(office, moto_endpoint, monkeypatch):
+    from portal.sponsors.delivery import deliver
+    from portal.sponsors.views import build
+    from tests.aws import CREDENTIALS, create_resources
+
+    for name, value in {**CREDENTIALS, "AWS_ENDPOINT_URL": moto_endpoint}.items():
+        monkeypatch.setenv(name, value)
+    seed(office)
+    resources = create_resources(moto_endpoint)
+    portal = office.extensions["portal.tenancy"].portals["demo"]
+    from dataclasses import replace
+
+    with_s3 = replace(portal, report_s3=f"s3://{resources.bucket}/countries/demo/")
+    outcome = deliver(with_s3, THIS_MONTH, build, retry_delay=0)
+    assert not outcome.failed
+    keys = sorted(resources.objects())
+    assert keys == [f"countries/demo/demo/{THIS_MONTH}.csv", f"countries/demo/demo/{THIS_MONTH}.pdf"]
+    again = deliver(with_s3, THIS_MONTH, build, retry_delay=0)
+    assert any(" s3 " in line for line in again.skipped)
+
+
+def test_lead_overview_across_portals(office):
+    seed(office)
+    lead = office.test_client()
+    sign_in(lead, make_user("lead"))
+    html = lead.get(f"/staff/overview?period={THIS_MONTH}").get_data(as_text=True)
+    assert 'id="portals-side-by-side"' in html
+    assert 'id="fig-reports">5<' in html  # four demo reports and one from the other portal
+    assert MARKER not in html
+    assert db.session.query(Report).count() == 5
+    assert parse_period(THIS_MONTH).key == THIS_MONTH
