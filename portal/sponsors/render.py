@@ -7,7 +7,7 @@ import io
 from dataclasses import dataclass
 
 from flask import current_app, render_template
-from flask_babel import format_decimal, format_percent
+from flask_babel import format_date, format_decimal, format_percent
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup
@@ -44,6 +44,20 @@ def show(report: SponsorReport, value: int) -> Shown:
     if count.suppressed:
         return Shown(_("fewer than %(num)s", num=report.threshold), 0)
     return Shown(format_decimal(value), value)
+
+
+def period_label(period) -> str:
+    """The period in the reader's language: "October 2026", "Q3 2026", "2026", or two dates."""
+    from datetime import timedelta
+
+    if period.kind == "month":
+        return format_date(period.start, "LLLL y")
+    if period.kind == "quarter":
+        return format_date(period.start, "QQQ y")
+    if period.kind == "year":
+        return format_date(period.start, "y")
+    last = period.end - timedelta(days=1)
+    return f"{format_date(period.start, 'medium')} – {format_date(last, 'medium')}"
 
 
 def share(value: float | None) -> str:
@@ -116,6 +130,8 @@ def page_context(report: SponsorReport, portal_name: str, lang: str) -> dict:
         "content_names": CONTENT_TYPES,
         "charts": charts(report, lang),
         "show_charts": True,
+        "period_label": period_label(report.current.period),
+        "previous_label": period_label(report.previous.period),
     }
 
 
