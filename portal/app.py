@@ -39,16 +39,19 @@ def configure_database(app: Flask, settings: Settings) -> None:
     app.config["SQLALCHEMY_DATABASE_URI"] = settings.database_url
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"pool_pre_ping": True}
     db.init_app(app)
-    # Import every area's models so that their tables are known, then create what is missing.
-    # (Migrations with Alembic replace create_all when the schema first changes.)
+    # Import every area's models so that their tables are known; then bring the schema to the
+    # newest migration (PORTAL_AUTO_MIGRATE, on by default; production runs 'portal db upgrade'
+    # once per release and turns it off).
     import portal.accounts.models
     import portal.assessment.audit
     import portal.assessment.models
     import portal.forwarding.models
     import portal.sponsors.models  # noqa: F401
 
-    with app.app_context():
-        db.create_all()
+    if settings.auto_migrate:
+        from portal.migrate import upgrade
+
+        upgrade(app)
 
 
 def configure_roles(app: Flask, settings: Settings) -> None:

@@ -285,6 +285,31 @@ def reports_set_status(report_id: int, status: str) -> None:
     click.echo(f"report {report_id} is now {status}")
 
 
+@main.group()
+def db() -> None:
+    """The database schema (Alembic migrations)."""
+
+
+@db.command("upgrade")
+@click.argument("revision", default="head")
+@with_appcontext
+def db_upgrade(revision: str) -> None:
+    """Bring the schema to REVISION (default: the newest)."""
+    from portal.migrate import current_revision, upgrade
+
+    upgrade(current_app, revision)
+    click.echo(f"database at revision {current_revision(current_app)}")
+
+
+@db.command("current")
+@with_appcontext
+def db_current() -> None:
+    """Print the schema's revision."""
+    from portal.migrate import current_revision
+
+    click.echo(current_revision(current_app) or "empty")
+
+
 # -- users and audit (central) ----------------------------------------------------------------
 
 

@@ -59,6 +59,7 @@ class Settings:
     staff_idle_minutes: int = 30
     login_limit: str = "10 per minute; 50 per hour"
     sponsor_min_count: int = 5
+    auto_migrate: bool = True
     captcha: str = "none"
     hcaptcha_sitekey: str = ""
     hcaptcha_secret: str = ""
@@ -228,6 +229,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         staff_idle_minutes=minutes("PORTAL_STAFF_IDLE_MINUTES", 30),
         login_limit=get("PORTAL_RATELIMIT_LOGIN", "10 per minute; 50 per hour"),
         sponsor_min_count=minutes("PORTAL_SPONSOR_MIN_COUNT", 5),
+        auto_migrate=_bool(get("PORTAL_AUTO_MIGRATE", "true"), "PORTAL_AUTO_MIGRATE", problems),
     )
     if overrides:
         settings = replace(settings, **overrides)  # type: ignore[arg-type]

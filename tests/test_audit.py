@@ -411,7 +411,8 @@ def test_concurrent_writers_on_postgresql_keep_one_chain(instance, postgres_url)
             assert verify_chain() == ["entry 30: hash does not match its content (changed?)"]
         finally:
             db.session.remove()
-            db.drop_all()
+            with db.engine.begin() as connection:  # tables and the migration record alike
+                connection.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
             db.engine.dispose()
 
 

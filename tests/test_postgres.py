@@ -28,7 +28,8 @@ def pg_app(instance, postgres_url):
     with app.app_context():
         yield app
         db.session.remove()
-        db.drop_all()
+        with db.engine.begin() as connection:  # tables and the migration record alike
+            connection.execute(db.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
         db.engine.dispose()
 
 

@@ -1,0 +1,144 @@
+"""Gunicorn settings for serving ``wsgi:app`` in production: ``gunicorn -c infra/gunicorn.conf.py wsgi:app``.
+
+Every deployment-specific value comes from a ``GUNICORN_*`` environment variable with a default that
+suits a single host behind the reverse proxy in ``infra/nginx/portal.conf``.
+
+Privacy rule of the product: no IP address, user agent, query string or report text is ever written
+to a log. The access log format below therefore names only the method, the path without its query,
+the status, the response size and the duration; ``PrivateLogger`` also strips the client address and
+the query string from the few error-log lines in which Gunicorn itself would write them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import subprocess
+import sys
+
+from gunicorn.glogging import Logger
+
+
+def _cores() -> int:
+    # The CPUs this process may run on (a container's cpuset), not every CPU of the host.
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+# Where to listen. Loopback by default: only the reverse proxy on the same host talks to Gunicorn.
+# The container image sets 0.0.0.0:8000, since there the proxy reaches it over a network.
+bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+
+# Processes: the classic 2 x cores + 1, capped at 8, since each worker holds its own copy of the app
+# (WeasyPrint, the themes, the catalogues). Note that Flask-Limiter's default ``memory://`` store
+# counts per worker: with several workers set PORTAL_RATELIMIT_STORAGE_URI to a shared store.
+workers = int(os.environ.get("GUNICORN_WORKERS", min(2 * _cores() + 1, 8)))
+
+# Threads inside each worker: a request waiting on the database, the mail server or the captcha
+# verify endpoint no longer blocks the whole process; ``gthread`` also keeps idle keep-alive
+# connections off the request threads.
+worker_class = "gthread"
+threads = 4
+
+# A request taking longer than this (seconds) gets its worker killed and restarted; the slowest
+# legitimate request, a sponsor's PDF, takes a few seconds.
+timeout = 30
+# On SIGTERM/SIGHUP, workers get this long to finish the requests in progress before being killed.
+graceful_timeout = 30
+# Seconds an idle keep-alive connection from the proxy stays open; a little above nginx's default
+# upstream reuse, and short enough not to tie up connections.
+keepalive = 5
+
+# Each worker is replaced after about this many requests (jitter spreads the restarts so workers do
+# not all restart at once): bounds memory creep from fragmentation or slow leaks in libraries.
+max_requests = 2000
+max_requests_jitter = 200
+
+# Bounds on the request head (Gunicorn's defaults, stated so they are deliberate): the request line
+# in bytes, the number of header fields, and the size of one header field. Bodies are bounded by the
+# proxy (client_max_body_size) and by the app (PORTAL_MAX_REQUEST_BYTES).
+limit_request_line = 8190
+limit_request_fields = 100
+limit_request_field_size = 8190
+
+# Addresses whose X-Forwarded-Proto (and similar scheme headers) Gunicorn believes: the proxy only.
+# The app itself trusts X-Forwarded-For/-Host only with PORTAL_PROXY_HOPS set to the number of proxies.
+forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+# Access log to stdout, for the service manager or container runtime to collect. The format has
+# no remote address (%(h)s), user agent (%(a)s), referer (%(f)s), request line (%(r)s) or query
+# string (%(q)s): %(U)s is the path alone. Fields: time, method, path, status, bytes, milliseconds.
+accesslog = "-"
+access_log_format = '%(t)s %(m)s %(U)s %(s)s %(B)s %(M)sms'
+
+# Gunicorn's own messages (start, stop, worker restarts, errors) to stderr.
+errorlog = "-"
+loglevel = "info"
+
+# False: every worker imports wsgi.py and builds its own app after the fork, so no database
+# connection, SQLite file handle, boto3 client or thread is shared between processes, and a HUP
+# reloads new code. The one-time work (settings check, secret key file, schema, catalogues) is
+# done once by on_starting below, before any worker exists, so workers never race to do it.
+preload_app = False
+
+# Gunicorn >= 25.1 opens a control socket under $HOME by default; nothing here uses it.
+control_socket_disable = True
+
+
+class PrivateLogger(Logger):
+    """Gunicorn's logger, minus the client address and query strings in its error messages.
+
+    Gunicorn writes ``Invalid request from ip=<address>: <the offending request line>`` for
+    malformed requests and ``Error handling request <method> <uri with query>`` when a request
+    fails outside the app; both are rewritten before they reach any handler.
+    """
+
+    CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+    def setup(self, cfg) -> None:
+        super().setup(cfg)
+        self.error_log.addFilter(_redact)
+
+    def atoms(self, resp, req, environ, request_time):
+        atoms = super().atoms(resp, req, environ, request_time)
+        # PATH_INFO is percent-decoded: a %0A in the path must not forge a second log line.
+        atoms["U"] = self.CONTROL.sub("?", atoms.get("U") or "-")
+        return atoms
+
+
+def _redact(record: logging.LogRecord) -> bool:
+    message = record.msg if isinstance(record.msg, str) else ""
+    if message.startswith("Invalid request from ip="):
+        record.msg, record.args = "Invalid request rejected (client details not logged)", ()
+    elif message.startswith("Error handling request") and isinstance(record.args, tuple):
+        record.args = tuple(re.split(r"[?#]", arg, maxsplit=1)[0] if isinstance(arg, str) else arg
+                            for arg in record.args)
+    return True
+
+
+logger_class = PrivateLogger
+
+
+def on_starting(server) -> None:
+    """Build the app once in a short-lived process before any worker starts.
+
+    That validates the settings (a wrong value stops Gunicorn here, with the list of problems,
+    instead of making every worker fail to boot in a loop) and does the instance folder's
+    first-start work exactly once: the secret key file, the database schema (migrations), the compiled
+    catalogues. A separate process keeps the master free of the app and its connections.
+    """
+    prepare = (
+        "import sys\n"
+        "from portal.app import create_app\n"
+        "from portal.settings import SettingsError\n"
+        "try:\n"
+        "    create_app()\n"
+        "except SettingsError as exc:\n"
+        "    sys.exit(str(exc))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", prepare], check=False)  # noqa: S603 - fixed argv, our own interpreter
+    if done.returncode != 0:
+        raise SystemExit(f"portal: the app could not be built (exit {done.returncode}); see above")

@@ -1,0 +1,1 @@
+"""Alembic migrations: the schema, from the first table on (``portal db upgrade``)."""

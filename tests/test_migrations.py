@@ -1,0 +1,89 @@
+"""The migrations produce exactly the models' schema, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, text
+
+from portal.app import create_app
+from portal.db import db
+from tests.conftest import make_settings
+
+# On SQLite autogenerate cannot reflect expression-based indexes; they are checked by name
+# and definition below instead.
+pytestmark = pytest.mark.filterwarnings("ignore:autogenerate skipping metadata-specified")
+
+
+EXPRESSION_INDEXES = {"ix_reports_open_queue", "ix_reports_open_portal_queue"}
+
+
+def schema_differences() -> list:
+    with db.engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+
+        def include(obj, name, kind, reflected, compare_to) -> bool:
+            # SQLite cannot reflect the queue's expression indexes: compared by definition below.
+            return not (sqlite and kind == "index" and name in EXPRESSION_INDEXES)
+
+        context = MigrationContext.configure(
+            connection, opts={"compare_type": True, "include_object": include})
+        return compare_metadata(context, db.metadata)
+
+
+def queue_index_definitions() -> dict[str, str]:
+    with db.engine.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            rows = connection.execute(text(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND name LIKE 'ix_reports_open%'"))
+        else:
+            rows = connection.execute(text(
+                "SELECT indexname, indexdef FROM pg_indexes WHERE indexname LIKE 'ix_reports_open%'"))
+        return dict(rows.all())
+
+
+def check(app) -> None:
+    with app.app_context():
+        assert schema_differences() == []
+        indexes = queue_index_definitions()
+        assert set(indexes) == {"ix_reports_open_queue", "ix_reports_open_portal_queue"}
+        for definition in indexes.values():
+            assert "urgent DESC" in definition and "in_assessment" in definition
+        tables = set(inspect(db.engine).get_table_names())
+        assert {"reports", "items", "audit_log", "users", "alembic_version"} <= tables
+
+
+def test_migrations_match_the_models_on_sqlite(instance):
+    check(create_app(make_settings(instance)))
+
+
+def test_migrations_match_the_models_on_postgresql(instance, postgres_url):
+    app = create_app(make_settings(instance, env={"PORTAL_DATABASE_URL": postgres_url}))
+    try:
+        check(app)
+    finally:
+        with app.app_context():
+            db.session.remove()
+            with db.engine.begin() as connection:
+                connection.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+            db.engine.dispose()
+
+
+def test_db_commands_without_auto_migration(instance):
+    env = {**os.environ, "PORTAL_INSTANCE_PATH": str(instance), "PORTAL_AUTO_MIGRATE": "false",
+           "PORTAL_SECRET_KEY": "test-secret-key-that-is-long-enough-0123456789"}
+
+    def portal(*args):
+        return subprocess.run([sys.executable, "-m", "portal.cli", "db", *args], env=env,
+                              capture_output=True, text=True, timeout=120, check=False)
+
+    assert portal("current").stdout.strip() == "empty"
+    upgraded = portal("upgrade")
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert upgraded.stdout.strip() == "database at revision 0001"
+    assert portal("current").stdout.strip() == "0001"
