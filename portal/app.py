@@ -123,6 +123,31 @@ def configure_health(app: Flask) -> None:
             return {"status": "outbox stuck", **health}, 503
         return {"status": "ok", **health}
 
+    @app.get("/readyz")
+    def readyz():
+        """Ready to take traffic: database reachable and at the newest migration, keys and
+        transport usable. 503 with the reasons otherwise."""
+        from portal.migrate import current_revision, head_revision
+
+        problems = []
+        try:
+            db.session.execute(db.text("SELECT 1"))
+            if current_revision(app) != head_revision():
+                problems.append("database schema is not at the newest migration")
+        except Exception as exc:  # any driver error means not ready
+            problems.append(f"database unavailable: {type(exc).__name__}")
+        transport = app.extensions["portal.transport"]
+        if hasattr(transport, "check"):
+            problems.extend(transport.check())
+        if app.extensions["portal.settings"].has_edge:
+            try:
+                app.extensions["portal.reporting"]["sealing_key"].get()
+            except Exception as exc:  # a missing or unreadable key file
+                problems.append(f"sealing key unavailable: {type(exc).__name__}")
+        if problems:
+            return {"status": "not ready", "problems": problems}, 503
+        return {"status": "ready"}
+
     @app.get("/metrics")
     def metrics():
         return metrics_response(forwarding_health(app))

@@ -26,3 +26,9 @@ def upgrade(app: Flask, revision: str = "head") -> None:
 def current_revision(app: Flask) -> str | None:
     with app.app_context(), db.engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
+
+
+def head_revision() -> str | None:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()

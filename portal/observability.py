@@ -1,35 +1,86 @@
-"""Logging without anything that identifies a reporter: no IP address, no user agent,
-no query string, no form content."""
+"""Logs and metrics without anything that identifies a reporter: no IP address, no user
+agent, no URL or query string, no form content. Log lines are JSON, one per line; metrics are
+in the Prometheus text format and hold counts, ages and route patterns only."""
 
 from __future__ import annotations
 
+import json
 import logging
+import sys
 import time
+from datetime import UTC, datetime
 
 from flask import Flask, Response, g, request
-from prometheus_client import CollectorRegistry, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-METRICS = {
+# Per-process counters (each gunicorn worker keeps its own; sum them in Prometheus).
+REGISTRY = CollectorRegistry()
+REQUESTS = Counter("portal_http_requests", "Requests by route pattern, method and status",
+                   ["route", "method", "status"], registry=REGISTRY)
+LATENCY = Histogram("portal_http_request_seconds", "Time to answer, by route pattern",
+                    ["route"], registry=REGISTRY,
+                    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+REPORTS = Counter("portal_reports_accepted", "Reports accepted at this edge, by portal",
+                  ["portal"], registry=REGISTRY)
+
+GAUGES = {
     "outbox_envelopes": "Sealed envelopes waiting in this edge's outbox",
     "outbox_oldest_age_seconds": "Age of the oldest undelivered envelope, in seconds",
     "transport_backlog": "Envelopes waiting in the transport for the central importer",
+    "import_lag_seconds": "From receipt at the edge to import, for the newest imported report",
+    "queue_oldest_age_seconds": "Age of the oldest open report in the analysts' queue",
+    "queue_open_reports": "Open reports in the analysts' queue",
 }
 
 
 def metrics_response(health: dict[str, object]) -> Response:
-    """Prometheus text format; counts and ages only, nothing about any person or report."""
-    registry = CollectorRegistry()
-    for key, help_text in METRICS.items():
+    """The process's counters, plus gauges read from the database at scrape time."""
+    gauges = CollectorRegistry()
+    for key, help_text in GAUGES.items():
         value = health.get(key)
-        if isinstance(value, int | float):
-            Gauge(f"portal_{key}", help_text, registry=registry).set(value)
-    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            Gauge(f"portal_{key}", help_text, registry=gauges).set(value)
+    body = generate_latest(REGISTRY) + generate_latest(gauges)
+    return Response(body, mimetype=CONTENT_TYPE_LATEST)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message and any ``fields`` given."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        entry.update(getattr(record, "fields", {}))
+        if record.exc_info:
+            entry["error"] = record.exc_info[0].__name__ if record.exc_info[0] else "error"
+        return json.dumps(entry, ensure_ascii=False)
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the moment (servers and tests may swap it)."""
+
+    portal_json = True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
 
 
 def configure_logging(app: Flask) -> None:
     # The development server logs each request with the client's address: silence it.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    portal_logger = logging.getLogger("portal")
+    if not any(getattr(h, "portal_json", False) for h in portal_logger.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(JsonFormatter())
+        portal_logger.addHandler(handler)
+        portal_logger.setLevel(logging.INFO)
+        portal_logger.propagate = False
     access = logging.getLogger("portal.access")
 
     @app.before_request
@@ -38,7 +89,11 @@ def configure_logging(app: Flask) -> None:
 
     @app.after_request
     def log_request(response: Response) -> Response:
-        took = (time.perf_counter() - g.get("request_started", time.perf_counter())) * 1000
+        took = time.perf_counter() - g.get("request_started", time.perf_counter())
         route = request.url_rule.rule if request.url_rule else "-"
-        access.info("%s %s %s %.1fms", request.method, route, response.status_code, took)
+        REQUESTS.labels(route, request.method, str(response.status_code)).inc()
+        LATENCY.labels(route).observe(took)
+        access.info("request", extra={"fields": {
+            "method": request.method, "route": route, "status": response.status_code,
+            "ms": round(took * 1000, 1)}})
         return response

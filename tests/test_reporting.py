@@ -261,7 +261,8 @@ def test_healthz_and_metrics_report_the_outbox(client, app):
     assert health.status_code == 200
     assert health.get_json() == {"status": "ok", "outbox_envelopes": 0,
                                  "outbox_oldest_age_seconds": 0.0, "outbox_stuck": False,
-                                 "transport_backlog": 0}
+                                 "transport_backlog": 0, "import_lag_seconds": 0.0,
+                                 "queue_oldest_age_seconds": 0.0, "queue_open_reports": 0}
     submit_report(client, description="METRICS-MARKER")
     stale = db.session.scalars(select(OutboxEnvelope)).one()
     stale.created_at = stale.created_at - timedelta(hours=2)
@@ -284,3 +285,36 @@ def test_stylesheet_is_cacheable_and_carries_the_portal_colours(client):
     assert again.status_code == 304
     assert client.get("/_static/demo/../../pyproject.toml").status_code == 404
     assert client.get("/_static/nowhere/portal.css").status_code == 404
+
+
+def test_readyz_checks_schema_keys_and_database(client, app, settings):
+    assert client.get("/readyz").get_json() == {"status": "ready"}
+    (settings.keys_path / "public.json").unlink()
+    answer = client.get("/readyz")
+    assert answer.status_code == 503
+    assert any("sealing key" in p for p in answer.get_json()["problems"])
+    db.session.execute(db.text("UPDATE alembic_version SET version_num = 'old'"))
+    db.session.commit()
+    assert any("migration" in p for p in client.get("/readyz").get_json()["problems"])
+
+
+def test_metrics_count_requests_by_route_and_reports_by_portal(client):
+    submit_report(client, urls="http://metric-marker.example.test/secret?q=MARKER")
+    text = client.get("/metrics").get_data(as_text=True)
+    assert re.search(r'portal_reports_accepted_total\{portal="demo"\} [1-9]', text)
+    assert 'route="/<portal>/<lang>/report"' in text and 'method="POST"' in text
+    assert "metric-marker" not in text and "MARKER" not in text and "127.0.0.1" not in text
+
+
+def test_logs_are_json_without_addresses_or_urls(client, capfd):
+    import json
+
+    capfd.readouterr()
+    client.get("/demo/en/report?secret=QUERYMARK", environ_base={"REMOTE_ADDR": "192.0.2.99"},
+               headers={"User-Agent": "UA-MARKER"})
+    lines = [json.loads(line) for line in capfd.readouterr().err.splitlines() if line.startswith("{")]
+    access = [entry for entry in lines if entry["logger"] == "portal.access"]
+    assert access and access[-1]["route"] == "/<portal>/<lang>/report" and access[-1]["status"] == 200
+    joined = " ".join(json.dumps(entry) for entry in lines)
+    for secret in ("QUERYMARK", "UA-MARKER", "192.0.2.99"):
+        assert secret not in joined

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from portal.db import utcnow
+from portal.db import db, utcnow
 from portal.forwarding.forwarder import outbox_backlog
 from portal.forwarding.transport import TransportError
 
@@ -25,4 +25,26 @@ def forwarding_health(app: Flask) -> dict[str, object]:
             health["transport_backlog"] = app.extensions["portal.transport"].backlog()
         except TransportError:
             health["transport_backlog"] = None
+        health.update(central_health())
     return health
+
+
+def central_health() -> dict[str, object]:
+    """Import lag and the queue's age, read from the central tables (counts and ages only)."""
+    from sqlalchemy import func, select
+
+    from portal.assessment.models import Report
+    from portal.assessment.queue import OPEN
+
+    now = utcnow()
+    newest = db.session.execute(select(Report.received_at, Report.imported_at)
+                                .order_by(Report.id.desc()).limit(1)).first()
+    oldest_open = db.session.scalar(select(func.min(Report.received_at))
+                                    .where(Report.status.in_(OPEN)))
+    open_count = db.session.scalar(select(func.count(Report.id)).where(Report.status.in_(OPEN)))
+    return {
+        "import_lag_seconds": round((newest[1] - newest[0]).total_seconds(), 1) if newest else 0.0,
+        "queue_oldest_age_seconds": round((now - oldest_open).total_seconds(), 1)
+        if oldest_open else 0.0,
+        "queue_open_reports": open_count or 0,
+    }

@@ -7,6 +7,7 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 
 from portal.db import db
+from portal.observability import REPORTS
 from portal.reporting.forms import ReportForm, StatusForm
 from portal.reporting.receipts import clean, group
 from portal.reporting.services import NewReport, accept_report, lookup_status
@@ -100,6 +101,7 @@ def report() -> ResponseReturnValue:
                 _state()["sealing_key"],
                 _state()["receipt_key"],
             )
+            REPORTS.labels(g.portal.slug).inc()
             return page(
                 "receipt.html", receipt=group(receipt), urgent=bool(form.child_in_danger.data),
                 count=len(form.cleaned_urls),

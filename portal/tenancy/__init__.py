@@ -34,7 +34,7 @@ class HostRouting:
         slug = self.hosts.get(host)
         if slug:
             path = environ.get("PATH_INFO") or "/"
-            shared = path.startswith("/_") or path in {"/healthz", "/readyz"}
+            shared = path.startswith("/_") or path in {"/healthz", "/readyz", "/metrics"}
             if not shared and path != f"/{slug}" and not path.startswith(f"/{slug}/"):
                 environ["PATH_INFO"] = f"/{slug}" + (path if path != "/" else "/")
         return self.app(environ, start_response)
