@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +20,7 @@ from portal.settings import load_settings
 from tests.postgres import find_bin, postgres_server
 
 IN_CI = os.environ.get("CI") == "true"
+SECRET = "test-secret-key-that-is-long-enough-0123456789"
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "tests" / "artifacts"
 CSRF_RE = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
@@ -33,7 +37,7 @@ def need(condition: bool, reason: str) -> None:
 def make_settings(instance: Path, **overrides):
     env = {
         "PORTAL_INSTANCE_PATH": str(instance),
-        "PORTAL_SECRET_KEY": "test-secret-key-that-is-long-enough-0123456789",
+        "PORTAL_SECRET_KEY": SECRET,
         "PORTAL_THEMES_PATH": str(overrides.pop("themes_path", THEMES)),
         "PORTAL_TRANSLATIONS_PATH": str(TRANSLATIONS),
         "PORTAL_RATELIMIT_ENABLED": "false",
@@ -130,6 +134,46 @@ def moto_endpoint():
     host, port = server.get_host_and_port()
     yield f"http://{host}:{port}"
     server.stop()
+
+
+def portal_cli(instance: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """The real `portal` command, as a subprocess, on the given instance folder."""
+    full = {**os.environ, "PORTAL_INSTANCE_PATH": str(instance), "PORTAL_SECRET_KEY": SECRET,
+            **(env or {})}
+    return subprocess.run([sys.executable, "-m", "portal.cli", *args], env=full,
+                          capture_output=True, text=True, timeout=180, check=False)
+
+
+class Collector:
+    """An aiosmtpd handler that keeps every envelope it accepts."""
+
+    def __init__(self):
+        self.envelopes = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.envelopes.append(envelope)
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp_server():
+    need(importlib.util.find_spec("aiosmtpd") is not None, "aiosmtpd is not installed")
+    from aiosmtpd.controller import Controller
+
+    class LoopbackController(Controller):
+        # aiosmtpd 1.4 checks readiness by connecting to self.port, which is still 0 when the
+        # system picked the port: read the real one from the listening socket first.
+        def _trigger_server(self):
+            self.port = self.server.sockets[0].getsockname()[1]
+            super()._trigger_server()
+
+    handler = Collector()
+    controller = LoopbackController(handler, hostname="127.0.0.1", port=0)
+    controller.start()
+    try:
+        yield controller, handler
+    finally:
+        controller.stop()
 
 
 @pytest.fixture

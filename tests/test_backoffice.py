@@ -5,8 +5,6 @@ SMTP on loopback), status back to the edge, audit chain and welfare rules."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from datetime import timedelta
 
 import pytest
@@ -20,17 +18,16 @@ from portal.assessment.models import Item, Report, WorkDay
 from portal.assessment.services import ship_status_updates
 from portal.db import db, utcnow
 from portal.forwarding.forwarder import apply_status_updates
-from tests.conftest import make_settings, receipt_of, submit_report
+from tests.conftest import make_settings, portal_cli, receipt_of, submit_report
 from tests.staff import StaffUser, make_user, report_into_centre, sign_in, token
 from tests.test_forwarding import status_of
-from tests.test_mail import smtp_server  # noqa: F401 - a fixture
 from tests.test_trace import dns_server, requirements  # noqa: F401 - fixtures
 
 ROLES = ("analyst", "lead", "admin", "sponsor")
 
 
 @pytest.fixture
-def office(instance, dns_server, smtp_server):  # noqa: F811 - the fixtures imported above
+def office(instance, dns_server, smtp_server):  # noqa: F811 - the fixture imported above
     port, _zone = dns_server
     controller, _handler = smtp_server
     env = {"PORTAL_DNS_RESOLVER": f"127.0.0.1:{port}",
@@ -43,7 +40,7 @@ def office(instance, dns_server, smtp_server):  # noqa: F811 - the fixtures impo
 
 
 @pytest.fixture
-def mails(smtp_server):  # noqa: F811
+def mails(smtp_server):
     return smtp_server[1].envelopes
 
 
@@ -427,19 +424,11 @@ def test_audit_page_export_and_cli_verify(office, settings):
     ).get_data(as_text=True)
     csv = client.get("/staff/audit.csv")
     assert csv.mimetype == "text/csv" and "login" in csv.get_data(as_text=True)
-    env = {"PORTAL_INSTANCE_PATH": str(settings.instance_path),
-           "PORTAL_SECRET_KEY": "test-secret-key-that-is-long-enough-0123456789"}
-    import os
-
-    run = subprocess.run([sys.executable, "-m", "portal.cli", "audit", "verify"],
-                         env={**os.environ, **env}, capture_output=True, text=True, timeout=60,
-                         check=False)
+    run = portal_cli(settings.instance_path, "audit", "verify")
     assert run.returncode == 0 and "audit log intact" in run.stdout
     db.session.execute(db.text("UPDATE audit_log SET actor = 'someone else' WHERE id = 1"))
     db.session.commit()
-    run = subprocess.run([sys.executable, "-m", "portal.cli", "audit", "verify"],
-                         env={**os.environ, **env}, capture_output=True, text=True, timeout=60,
-                         check=False)
+    run = portal_cli(settings.instance_path, "audit", "verify")
     assert run.returncode == 1 and "entry 1" in run.stderr
 
 
@@ -535,14 +524,8 @@ def test_admin_sees_the_portals(office):
 
 
 def test_users_cli_create_disable_reset(office, settings):
-    import os
-
-    env = {**os.environ, "PORTAL_INSTANCE_PATH": str(settings.instance_path),
-           "PORTAL_SECRET_KEY": "test-secret-key-that-is-long-enough-0123456789"}
-
     def cli(*args):
-        return subprocess.run([sys.executable, "-m", "portal.cli", "users", *args], env=env,
-                              capture_output=True, text=True, timeout=60, check=False)
+        return portal_cli(settings.instance_path, "users", *args)
 
     made = cli("create", "--email", "cli@staff.example", "--name", "Cli", "--role", "lead")
     assert made.returncode == 0, made.stderr

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,7 +20,7 @@ from portal.forwarding.models import OutboxEnvelope
 from portal.forwarding.opening import PoisonEnvelope, open_envelope
 from portal.forwarding.sealing import seal
 from portal.forwarding.transport import LocalSpool, TransportError
-from tests.conftest import csrf_token, make_settings, receipt_of, submit_report
+from tests.conftest import csrf_token, make_settings, portal_cli, receipt_of, submit_report
 
 MARKER = "UNIQUE-MARKER-7f3a9c"
 
@@ -204,15 +202,6 @@ def test_spool_write_is_atomic_and_refuses_odd_names(tmp_path):
     broken.tmp = tmp_path / "missing"
     with pytest.raises(TransportError):
         broken.send_envelope("12345678-aaaa-bbbb-cccc-1234567890ab", b"data")
-
-
-def portal_cli(instance: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PORTAL_INSTANCE_PATH": str(instance),
-           "PORTAL_SECRET_KEY": "test-secret-key-that-is-long-enough-0123456789"}
-    return subprocess.run(
-        [sys.executable, "-m", "portal.cli", *args], env=env, capture_output=True, text=True,
-        timeout=120, check=False,
-    )
 
 
 def test_cli_forward_and_import_once(app, client, settings):

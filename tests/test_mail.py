@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-import importlib.util
 import re
 import socket
 from pathlib import Path
@@ -21,43 +20,10 @@ from portal.assessment.notices import (
 from portal.mail import MailError, MemoryMailer, Message, SmtpMailer, make_mailer
 from portal.paths import TRANSLATIONS
 from portal.statuses import ALL
-from tests.conftest import need
 
 SENDER = "notices@team.example"
 PASSWORD = "s3cret-Pa55word"
 URL_RE = re.compile(r"(?i)(hxxps?|https?|ftp)://|www\.|\[\.\]|\.example\b")
-
-
-class Collector:
-    """An aiosmtpd handler that keeps every envelope it accepts."""
-
-    def __init__(self):
-        self.envelopes = []
-
-    async def handle_DATA(self, server, session, envelope):
-        self.envelopes.append(envelope)
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp_server():
-    need(importlib.util.find_spec("aiosmtpd") is not None, "aiosmtpd is not installed")
-    from aiosmtpd.controller import Controller
-
-    class LoopbackController(Controller):
-        # aiosmtpd 1.4 checks readiness by connecting to self.port, which is still 0 when the
-        # system picked the port: read the real one from the listening socket first.
-        def _trigger_server(self):
-            self.port = self.server.sockets[0].getsockname()[1]
-            super()._trigger_server()
-
-    handler = Collector()
-    controller = LoopbackController(handler, hostname="127.0.0.1", port=0)
-    controller.start()
-    try:
-        yield controller, handler
-    finally:
-        controller.stop()
 
 
 def free_port() -> int:

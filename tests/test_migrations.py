@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -13,7 +9,7 @@ from sqlalchemy import inspect, text
 
 from portal.app import create_app
 from portal.db import db
-from tests.conftest import make_settings
+from tests.conftest import make_settings, portal_cli
 
 # On SQLite autogenerate cannot reflect expression-based indexes; they are checked by name
 # and definition below instead.
@@ -75,12 +71,8 @@ def test_migrations_match_the_models_on_postgresql(instance, postgres_url):
 
 
 def test_db_commands_without_auto_migration(instance):
-    env = {**os.environ, "PORTAL_INSTANCE_PATH": str(instance), "PORTAL_AUTO_MIGRATE": "false",
-           "PORTAL_SECRET_KEY": "test-secret-key-that-is-long-enough-0123456789"}
-
     def portal(*args):
-        return subprocess.run([sys.executable, "-m", "portal.cli", "db", *args], env=env,
-                              capture_output=True, text=True, timeout=120, check=False)
+        return portal_cli(instance, "db", *args, env={"PORTAL_AUTO_MIGRATE": "false"})
 
     assert portal("current").stdout.strip() == "empty"
     upgraded = portal("upgrade")

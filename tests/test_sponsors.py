@@ -6,7 +6,6 @@ from __future__ import annotations
 import email
 import shutil
 import subprocess
-import sys
 from datetime import date
 
 import pytest
@@ -17,9 +16,8 @@ from portal.assessment.models import Item, Report
 from portal.db import db
 from portal.sponsors.models import SummaryDelivery
 from portal.sponsors.periods import parse_period
-from tests.conftest import make_settings, need
+from tests.conftest import make_settings, need, portal_cli
 from tests.staff import make_user, report_into_centre, sign_in
-from tests.test_mail import smtp_server  # noqa: F401 - a fixture
 
 MARKER = "SPONSOR-PRIVATE-MARKER"
 THIS_MONTH = date.today().strftime("%Y-%m")
@@ -36,7 +34,7 @@ def themes_two(themes_copy):
 
 
 @pytest.fixture
-def office(instance, themes_two, smtp_server):  # noqa: F811
+def office(instance, themes_two, smtp_server):
     controller, _ = smtp_server
     env = {"PORTAL_SMTP_URL": f"smtp://127.0.0.1:{controller.port}",
            "PORTAL_SPONSOR_MIN_COUNT": "3"}
@@ -130,22 +128,18 @@ def test_pdf_in_english_and_arabic(office, tmp_path, artifacts):
         assert (artifacts / f"sponsor-report-{lang}-page1.png").stat().st_size > 5000
 
 
-def test_summaries_send_mails_each_sponsor_once_and_reports_failures(office, smtp_server,  # noqa: F811
+def test_summaries_send_mails_each_sponsor_once_and_reports_failures(office, smtp_server,
                                                                      settings):
     seed(office)
     sponsor_client(office, language="fr")
     controller, handler = smtp_server
-    import os
 
-    env = {**os.environ, "PORTAL_INSTANCE_PATH": str(settings.instance_path),
-           "PORTAL_SECRET_KEY": "test-secret-key-that-is-long-enough-0123456789",
-           "PORTAL_THEMES_PATH": str(office.extensions["portal.settings"].themes_path),
+    env = {"PORTAL_THEMES_PATH": str(office.extensions["portal.settings"].themes_path),
            "PORTAL_SMTP_URL": f"smtp://127.0.0.1:{controller.port}"}
 
     def send(extra=None):
-        return subprocess.run([sys.executable, "-m", "portal.cli", "summaries", "send",
-                               "--period", THIS_MONTH], env={**env, **(extra or {})},
-                              capture_output=True, text=True, timeout=180, check=False)
+        return portal_cli(settings.instance_path, "summaries", "send", "--period", THIS_MONTH,
+                          env={**env, **(extra or {})})
 
     first = send()
     assert first.returncode == 0, first.stderr

@@ -190,7 +190,7 @@ def test_transport_unreachable_for_a_while_then_back(pair, aws, tmp_path):
 
 def run_portal(deployment: Deployment, *args: str, **kwargs) -> subprocess.Popen:
     env = {**os.environ, **deployment.env, "PORTAL_INSTANCE_PATH": str(deployment.instance),
-           "PORTAL_SECRET_KEY": "test-secret-key-that-is-long-enough-0123456789",
+           "PORTAL_SECRET_KEY": SECRET,
            "PORTAL_RATELIMIT_ENABLED": "false"}
     return subprocess.Popen([sys.executable, "-m", "portal.cli", *args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)

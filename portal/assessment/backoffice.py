@@ -12,9 +12,11 @@ import logging
 from datetime import timedelta
 
 from flask import current_app
+from flask_babel import force_locale
 
 from portal.accounts.models import User
 from portal.assessment.audit import record
+from portal.assessment.forms import OUTCOME_LABELS
 from portal.assessment.hotlines import hotline_for, load_hotlines
 from portal.assessment.models import (
     ILLEGAL,
@@ -37,12 +39,12 @@ from portal.mail import MailError, Message
 from portal.statuses import ACTION_TAKEN, CLOSED, IN_ASSESSMENT, NO_ACTION, RECEIVED
 
 log = logging.getLogger(__name__)
-OUTCOME_LABELS_EN = {
-    "international_illegal": "Baseline: illegal internationally",
-    "national_illegal": "Illegal under national law",
-    "not_illegal": "Not illegal",
-    "not_found": "Content not found or already removed",
-}
+
+
+def _outcome_in_english(item: Item) -> str:
+    """Notices and referrals are international: the outcome is named in English."""
+    with force_locale("en"):
+        return str(OUTCOME_LABELS[item.last_outcome or "international_illegal"])
 
 
 class ActionRefused(Exception):
@@ -201,7 +203,7 @@ def send_notice(item: Item, user: User, recipient: str) -> Action:
         url_defanged=defang(item.url), host=host,
         addresses=(item.trace_addresses or "").split(", ") if item.trace_addresses else [],
         network=item.trace_network or "", country=item.trace_country or "",
-        outcome_label=OUTCOME_LABELS_EN[item.last_outcome or "international_illegal"],
+        outcome_label=_outcome_in_english(item),
         reference=f"PORTAL-{item.id}", team_name=settings.team_name,
         team_email=settings.mail_from, renotice=renotice,
     )
@@ -231,7 +233,7 @@ def refer_to_hotline(item: Item, user: User) -> Action:
             hotline_name=hotline.name, url_defanged=defang(item.url),
             country=item.trace_country, network=item.trace_network or "",
             addresses=(item.trace_addresses or "").split(", ") if item.trace_addresses else [],
-            outcome_label=OUTCOME_LABELS_EN[item.last_outcome or "international_illegal"],
+            outcome_label=_outcome_in_english(item),
             reference=f"PORTAL-{item.id}", team_name=_settings().team_name,
         )
         try:

@@ -77,6 +77,13 @@ def staff_context() -> None:
         db.session.commit()
 
 
+def _assess_form() -> AssessForm:
+    form = AssessForm()
+    categories = current_app.extensions["portal.settings"].severity_categories
+    form.category.choices = [("", _("Not recorded"))] + [(c, c) for c in categories]
+    return form
+
+
 def _flash_errors(form) -> None:
     for field in form:
         for error in field.errors:
@@ -136,10 +143,7 @@ def report(report_id: int) -> ResponseReturnValue:
     mine = work.open_report(found, g.user)
     db.session.commit()
     may_see_private = mine or g.user.role == "lead"
-    settings = current_app.extensions["portal.settings"]
-    assess_form = AssessForm()
-    assess_form.category.choices = [("", _("Not recorded"))] + [
-        (c, c) for c in settings.severity_categories]
+    assess_form = _assess_form()
     history = {
         item.id: db.session.scalars(select(Assessment).where(Assessment.item_id == item.id)
                                     .order_by(Assessment.id.desc())).all()
@@ -167,25 +171,15 @@ def report(report_id: int) -> ResponseReturnValue:
 @bp.post("/items/<int:item_id>/assess")
 @auth.roles_required(*ANALYSTS)
 def assess(item_id: int) -> ResponseReturnValue:
-    item = _item_or_404(item_id)
-    form = AssessForm()
-    settings = current_app.extensions["portal.settings"]
-    form.category.choices = [("", "-")] + [(c, c) for c in settings.severity_categories]
+    form = _assess_form()
     if not form.validate():
         _flash_errors(form)
-        return _back_to(item)
-    try:
-        work.assess(item, g.user, outcome=form.outcome.data,
-                    national_country=form.national_country.data or "",
-                    category=form.category.data or "", age_group=form.age_group.data or "",
-                    notes=(form.notes.data or "").strip())
-    except work.ActionRefused as exc:
-        db.session.rollback()
-        flash(_refusal(str(exc)), "error")
-        return _back_to(item)
-    db.session.commit()
-    flash(_("Assessment saved."), "info")
-    return _back_to(item)
+        return _back_to(_item_or_404(item_id))
+    return _act(item_id, lambda item: work.assess(
+        item, g.user, outcome=form.outcome.data,
+        national_country=form.national_country.data or "", category=form.category.data or "",
+        age_group=form.age_group.data or "", notes=(form.notes.data or "").strip(),
+    ), done=_("Assessment saved."))
 
 
 @bp.post("/items/<int:item_id>/trace")
@@ -213,7 +207,8 @@ def correct_trace(item_id: int) -> ResponseReturnValue:
     return _back_to(item)
 
 
-def _act(item_id: int, do) -> ResponseReturnValue:
+def _act(item_id: int, do, done: str | None = None) -> ResponseReturnValue:
+    """Run one action on an item; commit it, or roll back and say why it was refused."""
     item = _item_or_404(item_id)
     try:
         do(item)
@@ -222,7 +217,7 @@ def _act(item_id: int, do) -> ResponseReturnValue:
         flash(_refusal(str(exc)), "error")
         return _back_to(item)
     db.session.commit()
-    flash(_("Action recorded."), "info")
+    flash(done or _("Action recorded."), "info")
     return _back_to(item)
 
 

@@ -12,17 +12,12 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup
 
+from portal.assessment.forms import OUTCOME_LABELS
 from portal.i18n import text_direction
 from portal.reporting.choices import CONTENT_TYPES
 from portal.sponsors.aggregates import SponsorReport
 from portal.sponsors.charts import bar_chart, trend_chart
 
-OUTCOME_NAMES = {
-    "international_illegal": _l("Baseline: illegal internationally"),
-    "national_illegal": _l("Illegal under national law"),
-    "not_illegal": _l("Not illegal"),
-    "not_found": _l("Content not found or already removed"),
-}
 ACTION_NAMES = {
     "notice": _l("Notices to hosting providers"),
     "renotice": _l("Repeated notices"),
@@ -87,7 +82,7 @@ def charts(report: SponsorReport, lang: str) -> dict[str, Markup]:
     rtl = lang == "ar"
     f = report.current
     outcome_rows = []
-    for key, name in OUTCOME_NAMES.items():
+    for key, name in OUTCOME_LABELS.items():
         shown = show(report, f.outcomes.get(key, 0))
         outcome_rows.append((str(name), shown.value, shown.text))
     country_rows = []
@@ -126,7 +121,7 @@ def page_context(report: SponsorReport, portal_name: str, lang: str) -> dict:
         "report": report, "f": report.current, "p": report.previous, "portal_name": portal_name,
         "show": lambda n: show(report, n).text, "share": share, "hours": hours,
         "change": lambda current, previous: change(report, current, previous),
-        "outcome_names": OUTCOME_NAMES, "action_names": ACTION_NAMES,
+        "outcome_names": OUTCOME_LABELS, "action_names": ACTION_NAMES,
         "content_names": CONTENT_TYPES,
         "charts": charts(report, lang),
         "show_charts": True,
@@ -168,7 +163,7 @@ def render_csv(report: SponsorReport) -> str:
         writer.writerow([name, count(a), count(b)])
     writer.writerow(["assessed_within_target_share", ratio(f.assessed_in_target_share),
                      ratio(p.assessed_in_target_share)])
-    for key in OUTCOME_NAMES:
+    for key in OUTCOME_LABELS:
         writer.writerow([f"outcome:{key}", count(f.outcomes.get(key, 0)),
                          count(p.outcomes.get(key, 0))])
     for key in ACTION_NAMES:

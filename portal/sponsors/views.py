@@ -74,30 +74,29 @@ def dashboard(slug: str) -> ResponseReturnValue:
                            **page_context(report, portal.display_name(g.lang), g.lang))
 
 
-@bp.get("/<slug>/<period>.pdf")
-@auth.roles_required(*READERS)
-def pdf(slug: str, period: str) -> ResponseReturnValue:
+def _download(slug: str, period: str, kind: str) -> ResponseReturnValue:
     portal = _portal_or_403(slug)
     try:
         report = build(slug, period, portal.timezone)
     except PeriodError:
         abort(404)
-    _audit("sponsor.report.pdf", slug, report.current.period.key)
-    body = render_pdf(report, portal.display_name(g.lang), g.lang)
-    name = f"{slug}-{report.current.period.key}.pdf".replace("..", "_")
-    return Response(body, mimetype="application/pdf",
+    _audit(f"sponsor.report.{kind}", slug, report.current.period.key)
+    if kind == "pdf":
+        body, mimetype = render_pdf(report, portal.display_name(g.lang), g.lang), "application/pdf"
+    else:
+        body, mimetype = render_csv(report), "text/csv"
+    name = f"{slug}-{report.current.period.key}.{kind}".replace("..", "_")
+    return Response(body, mimetype=mimetype,
                     headers={"Content-Disposition": f"attachment; filename={name}"})
+
+
+@bp.get("/<slug>/<period>.pdf")
+@auth.roles_required(*READERS)
+def pdf(slug: str, period: str) -> ResponseReturnValue:
+    return _download(slug, period, "pdf")
 
 
 @bp.get("/<slug>/<period>.csv")
 @auth.roles_required(*READERS)
 def csv(slug: str, period: str) -> ResponseReturnValue:
-    portal = _portal_or_403(slug)
-    try:
-        report = build(slug, period, portal.timezone)
-    except PeriodError:
-        abort(404)
-    _audit("sponsor.report.csv", slug, report.current.period.key)
-    name = f"{slug}-{report.current.period.key}.csv".replace("..", "_")
-    return Response(render_csv(report), mimetype="text/csv",
-                    headers={"Content-Disposition": f"attachment; filename={name}"})
+    return _download(slug, period, "csv")

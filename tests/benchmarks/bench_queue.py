@@ -11,11 +11,7 @@ app; against a bare baseline in the same run: the first 50 rows by primary key.
 
 from __future__ import annotations
 
-import argparse
-import statistics
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,12 +19,9 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import text  # noqa: E402
 
-from portal.app import create_app  # noqa: E402
 from portal.assessment.queue import Filters, queue_page  # noqa: E402
 from portal.db import db  # noqa: E402
-from portal.forwarding.keyring import generate  # noqa: E402
-from tests.conftest import make_settings  # noqa: E402
-from tests.postgres import postgres_server  # noqa: E402
+from tests.benchmarks._postgres import filled_app, median_ms, report_count  # noqa: E402
 from tests.staff import make_user, sign_in  # noqa: E402
 
 FILL = """
@@ -43,59 +36,35 @@ FROM generate_series(1, :n) AS i
 """
 
 
-def median_ms(fn, repeat: int = 9) -> float:
-    fn()  # warm the cache once
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--reports", type=int, default=1_000_000)
-    n = parser.parse_args().reports
-    with postgres_server() as url, tempfile.TemporaryDirectory() as tmp:
-        instance = Path(tmp) / "instance"
-        generate(instance / "keys")
-        app = create_app(make_settings(instance, env={"PORTAL_DATABASE_URL": url}))
-        with app.app_context():
-            start = time.perf_counter()
-            db.session.execute(text(FILL), {"n": n})
-            db.session.commit()
-            db.session.execute(text("ANALYZE"))
-            db.session.commit()
-            print(f"filled {n:,} reports in {time.perf_counter() - start:.1f} s")
-            staff = make_user("analyst", "bench@staff.example")
-            client = app.test_client()
-            sign_in(client, staff)
+    n = report_count()
+    with filled_app([FILL], n) as app:
+        staff = make_user("analyst", "bench@staff.example")
+        client = app.test_client()
+        sign_in(client, staff)
 
-            _rows, cursor = queue_page(Filters(), 0)
-            for _ in range(200):  # walk 10,000 rows in
-                _rows, cursor = queue_page(Filters(), 0, after=cursor)
-            deep = cursor
+        _rows, cursor = queue_page(Filters(), 0)
+        for _ in range(200):  # walk 10,000 rows in
+            _rows, cursor = queue_page(Filters(), 0, after=cursor)
+        deep = cursor
 
-            figures = {
-                "bare: 50 rows by primary key": median_ms(lambda: db.session.execute(
-                    text("SELECT * FROM reports ORDER BY id LIMIT 51")).all()),
-                "queue query, first page": median_ms(lambda: queue_page(Filters(), 0)),
-                "queue query, page 201 by cursor": median_ms(
-                    lambda: queue_page(Filters(), 0, after=deep)),
-                "queue query, one portal": median_ms(
-                    lambda: queue_page(Filters(portal="xa"), 0)),
-                "GET /staff/ (whole page)": median_ms(lambda: client.get("/staff/")),
-            }
-            bare = figures["bare: 50 rows by primary key"]
-            for name, ms in figures.items():
-                print(f"{name:34} {ms:8.2f} ms   x{ms / bare:6.1f} of bare")
-            plan = db.session.execute(text(
-                "EXPLAIN SELECT * FROM reports WHERE status IN ('received','in_assessment',"
-                "'action_taken') ORDER BY urgent DESC, received_at, id LIMIT 51")).scalars().all()
-            print("plan:", " / ".join(line.strip() for line in plan[:3]))
-            db.session.remove()
-            db.engine.dispose()
+        figures = {
+            "bare: 50 rows by primary key": median_ms(lambda: db.session.execute(
+                text("SELECT * FROM reports ORDER BY id LIMIT 51")).all()),
+            "queue query, first page": median_ms(lambda: queue_page(Filters(), 0)),
+            "queue query, page 201 by cursor": median_ms(
+                lambda: queue_page(Filters(), 0, after=deep)),
+            "queue query, one portal": median_ms(
+                lambda: queue_page(Filters(portal="xa"), 0)),
+            "GET /staff/ (whole page)": median_ms(lambda: client.get("/staff/")),
+        }
+        bare = figures["bare: 50 rows by primary key"]
+        for name, ms in figures.items():
+            print(f"{name:34} {ms:8.2f} ms   x{ms / bare:6.1f} of bare")
+        plan = db.session.execute(text(
+            "EXPLAIN SELECT * FROM reports WHERE status IN ('received','in_assessment',"
+            "'action_taken') ORDER BY urgent DESC, received_at, id LIMIT 51")).scalars().all()
+        print("plan:", " / ".join(line.strip() for line in plan[:3]))
 
 
 if __name__ == "__main__":

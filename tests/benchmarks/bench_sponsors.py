@@ -12,11 +12,7 @@ baseline in the same run: one COUNT over the same month's reports.
 
 from __future__ import annotations
 
-import argparse
-import statistics
 import sys
-import tempfile
-import time
 from datetime import date
 from pathlib import Path
 
@@ -25,13 +21,10 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import text  # noqa: E402
 
-from portal.app import create_app  # noqa: E402
 from portal.db import db  # noqa: E402
-from portal.forwarding.keyring import generate  # noqa: E402
 from portal.sponsors.aggregates import compute, sponsor_report  # noqa: E402
 from portal.sponsors.periods import Period  # noqa: E402
-from tests.conftest import make_settings  # noqa: E402
-from tests.postgres import postgres_server  # noqa: E402
+from tests.benchmarks._postgres import filled_app, median_ms, report_count  # noqa: E402
 
 FILL = [
     # reports over 730 days before 2026-11-01, three portals
@@ -74,54 +67,29 @@ FILL = [
 ]
 
 
-def median_ms(fn, repeat: int = 5) -> float:
-    fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--reports", type=int, default=1_000_000)
-    n = parser.parse_args().reports
-    with postgres_server() as url, tempfile.TemporaryDirectory() as tmp:
-        instance = Path(tmp) / "instance"
-        generate(instance / "keys")
-        app = create_app(make_settings(instance, env={"PORTAL_DATABASE_URL": url}))
-        with app.app_context():
-            start = time.perf_counter()
-            for statement in FILL:
-                db.session.execute(text(statement), {"n": n})
-            db.session.commit()
-            db.session.execute(text("ANALYZE"))
-            db.session.commit()
-            print(f"filled {n:,} reports in {time.perf_counter() - start:.1f} s")
-            october = Period("month", date(2026, 10, 1), date(2026, 11, 1), "Africa/Nairobi")
-            start_at, end_at = october.bounds()
-            settings = {"target_hours": 24, "urgent_target_hours": 2}
-            figures = {
-                "bare: COUNT of the month's reports": median_ms(lambda: db.session.execute(text(
-                    "SELECT count(*) FROM reports WHERE portal = 'demo' AND received_at >= :a "
-                    "AND received_at < :b"), {"a": start_at, "b": end_at}).scalar()),
-                "one month, no trend": median_ms(
-                    lambda: compute("demo", october, with_trend=False, **settings)),
-                "monthly report (with previous month and 12-month trend)": median_ms(
-                    lambda: sponsor_report("demo", october, threshold=5, **settings)),
-                "all portals together": median_ms(
-                    lambda: sponsor_report(None, october, threshold=5, **settings)),
-            }
-            bare = next(iter(figures.values()))
-            for name, ms in figures.items():
-                print(f"{name:58} {ms:9.1f} ms   x{ms / bare:7.1f} of bare")
-            report = sponsor_report("demo", october, threshold=5, **settings)
-            print(f"(October for demo: {report.current.reports:,} reports, "
-                  f"{report.current.assessed:,} items assessed, {report.current.removals:,} removals)")
-            db.session.remove()
-            db.engine.dispose()
+    n = report_count()
+    with filled_app(FILL, n):
+        october = Period("month", date(2026, 10, 1), date(2026, 11, 1), "Africa/Nairobi")
+        start_at, end_at = october.bounds()
+        settings = {"target_hours": 24, "urgent_target_hours": 2}
+        figures = {
+            "bare: COUNT of the month's reports": median_ms(lambda: db.session.execute(text(
+                "SELECT count(*) FROM reports WHERE portal = 'demo' AND received_at >= :a "
+                "AND received_at < :b"), {"a": start_at, "b": end_at}).scalar()),
+            "one month, no trend": median_ms(
+                lambda: compute("demo", october, with_trend=False, **settings)),
+            "monthly report (with previous month and 12-month trend)": median_ms(
+                lambda: sponsor_report("demo", october, threshold=5, **settings)),
+            "all portals together": median_ms(
+                lambda: sponsor_report(None, october, threshold=5, **settings)),
+        }
+        bare = next(iter(figures.values()))
+        for name, ms in figures.items():
+            print(f"{name:58} {ms:9.1f} ms   x{ms / bare:7.1f} of bare")
+        report = sponsor_report("demo", october, threshold=5, **settings)
+        print(f"(October for demo: {report.current.reports:,} reports, "
+              f"{report.current.assessed:,} items assessed, {report.current.removals:,} removals)")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ from tests.browser.conftest import LiveServer
 from tests.browser.pages import PortalPages
 from tests.conftest import make_settings
 from tests.staff import PASSWORD, make_user
-from tests.test_mail import smtp_server  # noqa: F401 - a fixture
 from tests.test_trace import dns_server, requirements  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.browser
