@@ -27,7 +27,7 @@ from portal.forwarding.models import OutboxEnvelope
 from portal.reporting.receipts import receipt_hash
 from portal.settings import SettingsError
 from tests.aws import CREDENTIALS, create_resources
-from tests.conftest import make_settings, receipt_of, submit_report
+from tests.conftest import SECRET, make_settings, receipt_of, submit_report
 from tests.test_forwarding import status_of
 
 MARKER = "S3-UNIQUE-MARKER-5d1e"
