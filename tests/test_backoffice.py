@@ -544,3 +544,14 @@ def test_users_cli_create_disable_reset(office, settings):
     db.session.expire_all()
     user = db.session.get(User, staff.user_id)
     assert not user.disabled and not user.totp_enrolled and user.must_change_password
+
+
+def test_sign_in_attempts_are_rate_limited(instance):
+    env = {"PORTAL_RATELIMIT_ENABLED": "true", "PORTAL_RATELIMIT_LOGIN": "3 per minute"}
+    app = create_app(make_settings(instance, env=env))
+    with app.app_context():
+        client = app.test_client()
+        codes = [client.post("/staff/login", data={
+            "csrf_token": token(client, "/staff/login"), "email": "nobody@staff.example",
+            "password": "x" * 12}).status_code for _ in range(4)]
+    assert codes == [400, 400, 400, 429]
