@@ -11,7 +11,6 @@ from portal.db import UTCDateTime, db, utcnow
 
 ANALYST, LEAD, ADMIN, SPONSOR = "analyst", "lead", "admin", "sponsor"
 ROLES = (ANALYST, LEAD, ADMIN, SPONSOR)
-STAFF_ROLES = (ANALYST, LEAD, ADMIN)
 
 
 class User(db.Model):
@@ -41,7 +40,3 @@ class User(db.Model):
     @property
     def portal_list(self) -> list[str]:
         return [p for p in self.portals.split(",") if p]
-
-    @property
-    def is_staff(self) -> bool:
-        return self.role in STAFF_ROLES

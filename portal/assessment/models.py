@@ -78,8 +78,6 @@ class StatusUpdate(db.Model):
 OUTCOMES = ("international_illegal", "national_illegal", "not_illegal", "not_found")
 ILLEGAL = ("international_illegal", "national_illegal")
 AGE_GROUPS = ("infant", "prepubescent", "pubescent", "unknown")
-ACTION_KINDS = ("notice", "renotice", "hotline_referral", "law_enforcement_needed",
-                "police_referral", "removed")
 
 
 class Item(db.Model):
@@ -116,10 +114,6 @@ class Item(db.Model):
 
     reports: Mapped[list[Report]] = relationship(secondary="report_items", back_populates="items",
                                                  order_by="Report.id")
-
-    @property
-    def illegal(self) -> bool:
-        return self.last_outcome in ILLEGAL
 
 
 class ReportItem(db.Model):

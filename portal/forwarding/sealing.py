@@ -27,8 +27,3 @@ def seal(envelope_id: str, payload: dict[str, Any], kid: str, public: PublicKey)
         "sealed": base64.b64encode(sealed).decode(),
     }
     return json.dumps(outer, separators=(",", ":")).encode()
-
-
-def envelope_id_of(data: bytes) -> str:
-    """The id from an envelope's outer layer (readable without any key)."""
-    return str(json.loads(data)["id"])
