@@ -450,6 +450,49 @@ def summaries_send(spec: str, only: str) -> None:
         sys.exit(1)
 
 
+@main.group()
+def figures() -> None:
+    """Stored sponsor figures of ended months, quarters and years."""
+
+
+@figures.command("refresh")
+@with_appcontext
+def figures_refresh() -> None:
+    """Store the figures of every ended period that may still change (run nightly): sponsor
+    reports then read them instead of counting again. Prints how many periods were stored."""
+    from portal.db import db
+    from portal.sponsors.figures import Figuring
+
+    settings = current_app.extensions["portal.settings"]
+    if not settings.has_central:
+        raise click.ClickException("figures live in the central database (PORTAL_ROLES has no central)")
+    figuring = Figuring.from_settings(settings)
+    portals = current_app.extensions["portal.tenancy"].portals
+    stored = sum(figuring.refresh(slug, portal.timezone) for slug, portal in sorted(portals.items()))
+    stored += figuring.refresh(None, "UTC")
+    db.session.commit()
+    click.echo(f"stored {stored}")
+
+
+@main.command("purge")
+@click.option("--dry-run", is_flag=True, help="Count what would go, change nothing.")
+@with_appcontext
+def purge(dry_run: bool) -> None:
+    """Enforce the retention rules (run daily; README "Retention"): contact details after
+    closure, finished reports after PORTAL_REPORT_RETENTION_DAYS (their sponsor figures kept),
+    addresses no report names any more, forgotten receipts at the edge."""
+    from portal.retention import purge as run
+
+    settings = current_app.extensions["portal.settings"]
+    portals = {slug: portal.timezone
+               for slug, portal in current_app.extensions["portal.tenancy"].portals.items()}
+    result = run(settings, portals, dry_run=dry_run)
+    for line in result.lines():
+        click.echo(line)
+    if dry_run:
+        click.echo("dry run: nothing was changed")
+
+
 # -- demo -------------------------------------------------------------------------------------
 
 

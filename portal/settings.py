@@ -18,6 +18,7 @@ from portal import paths
 ROLES = ("edge", "central", "sponsors")
 TRANSPORTS = ("local", "s3")
 CAPTCHAS = ("none", "hcaptcha", "altcha")
+MIN_REPORT_RETENTION_DAYS = 400
 
 
 class SettingsError(Exception):
@@ -60,6 +61,9 @@ class Settings:
     login_limit: str = "10 per minute; 50 per hour"
     sponsor_min_count: int = 5
     auto_migrate: bool = True
+    report_retention_days: int = 730
+    contact_retention_days: int = 30
+    figures_settle_months: int = 13
     captcha: str = "none"
     hcaptcha_sitekey: str = ""
     hcaptcha_secret: str = ""
@@ -230,6 +234,11 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         login_limit=get("PORTAL_RATELIMIT_LOGIN", "10 per minute; 50 per hour"),
         sponsor_min_count=minutes("PORTAL_SPONSOR_MIN_COUNT", 5),
         auto_migrate=_bool(get("PORTAL_AUTO_MIGRATE", "true"), "PORTAL_AUTO_MIGRATE", problems),
+        report_retention_days=int(_number(get("PORTAL_REPORT_RETENTION_DAYS", "730"),
+                                          "PORTAL_REPORT_RETENTION_DAYS", problems)),
+        contact_retention_days=int(_number(get("PORTAL_CONTACT_RETENTION_DAYS", "30"),
+                                           "PORTAL_CONTACT_RETENTION_DAYS", problems)),
+        figures_settle_months=minutes("PORTAL_FIGURES_SETTLE_MONTHS", 13),
     )
     if overrides:
         settings = replace(settings, **overrides)  # type: ignore[arg-type]
@@ -246,6 +255,10 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         problems.append(f"PORTAL_TRANSLATIONS_PATH: {settings.translations_path} is not a folder")
     if settings.sqs_wait_seconds > 20:
         problems.append("PORTAL_SQS_WAIT_SECONDS: SQS long polling waits at most 20 seconds")
+    if settings.report_retention_days < MIN_REPORT_RETENTION_DAYS:
+        # Shorter would delete reports of a year that has not ended, whose sponsor figures
+        # could then never be completed (see portal/retention.py).
+        problems.append(f"PORTAL_REPORT_RETENTION_DAYS: at least {MIN_REPORT_RETENTION_DAYS} days")
     if settings.max_request_bytes < 4096:
         problems.append("PORTAL_MAX_REQUEST_BYTES: at least 4096 bytes are needed for the form")
     if problems:

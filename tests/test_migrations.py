@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import create_engine, inspect, text
 
 from portal.app import create_app
 from portal.db import db
@@ -75,7 +77,26 @@ def test_db_commands_without_auto_migration(instance):
         return portal_cli(instance, "db", *args, env={"PORTAL_AUTO_MIGRATE": "false"})
 
     assert portal("current").stdout.strip() == "empty"
-    upgraded = portal("upgrade")
+    upgraded = portal("upgrade", "0001")
     assert upgraded.returncode == 0, upgraded.stderr
     assert upgraded.stdout.strip() == "database at revision 0001"
     assert portal("current").stdout.strip() == "0001"
+
+    # 0002 gives reports already finished a closing time (now), and leaves open ones without.
+    engine = create_engine(make_settings(instance).database_url)
+    with engine.begin() as connection:
+        for n, status in ((1, "closed"), (2, "in_assessment")):
+            connection.execute(text(
+                "INSERT INTO reports (id, envelope_id, portal, lang, urgent, received_at, "
+                "imported_at, content_type, where_found, description, receipt_hash, status) "
+                "VALUES (:n, :envelope, 'demo', 'en', false, :at, :at, 'images', 'website', '', "
+                ":hash, :status)"),
+                {"n": n, "envelope": f"envelope-{n}", "at": datetime(2026, 1, 1), "hash": f"{n:064d}",
+                 "status": status})
+    upgraded = portal("upgrade")
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert upgraded.stdout.strip() == "database at revision 0002"
+    with engine.connect() as connection:
+        closed = dict(connection.execute(text("SELECT id, closed_at FROM reports")).all())
+    engine.dispose()
+    assert closed[1] is not None and closed[2] is None

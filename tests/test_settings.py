@@ -45,3 +45,13 @@ def test_every_mistake_is_reported_at_once(tmp_path: Path):
 def test_s3_transport_needs_bucket_and_queues(tmp_path: Path):
     with pytest.raises(SettingsError, match="PORTAL_SQS_STATUS_QUEUE_URL: required when PORTAL_TRANSPORT=s3"):
         make_settings(tmp_path, env={"PORTAL_TRANSPORT": "s3"})
+
+
+def test_retention_settings(tmp_path: Path):
+    settings = load_settings({"PORTAL_INSTANCE_PATH": str(tmp_path)})
+    assert (settings.report_retention_days, settings.contact_retention_days) == (730, 30)
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"PORTAL_INSTANCE_PATH": str(tmp_path), "PORTAL_REPORT_RETENTION_DAYS": "90",
+                       "PORTAL_CONTACT_RETENTION_DAYS": "-1"})
+    assert "PORTAL_REPORT_RETENTION_DAYS: at least 400 days" in str(caught.value)
+    assert "PORTAL_CONTACT_RETENTION_DAYS: must not be negative" in str(caught.value)

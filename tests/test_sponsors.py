@@ -97,6 +97,10 @@ def test_small_counts_are_hidden(office):
     csv_text = client.get(f"/sponsors/demo/{THIS_MONTH}.csv").get_data(as_text=True)
     assert "outcome:international_illegal,<3," in csv_text
     assert client.get("/sponsors/demo/?period=tomorrow").status_code == 400
+    # Two dates reaching before the retention horizon (730 days): refused with the reason.
+    purged = client.get("/sponsors/demo/?period=2020-01-01..2020-01-31")
+    assert purged.status_code == 400
+    assert "deleted under the retention rules" in purged.get_data(as_text=True)
 
 
 def pdf_text(pdf: bytes, tmp_path) -> str:

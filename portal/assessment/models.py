@@ -11,6 +11,7 @@ from portal.db import UTCDateTime, db, utcnow
 from portal.statuses import RECEIVED
 
 OPEN_SQL = "status IN ('received', 'in_assessment', 'action_taken')"
+CONTACT_SQL = "contact_sealed IS NOT NULL"
 
 
 class Report(db.Model):
@@ -32,6 +33,8 @@ class Report(db.Model):
     status: Mapped[str] = mapped_column(String(20), default=RECEIVED, nullable=False)
     assigned_to: Mapped[int | None] = mapped_column(Integer, index=True)
     assigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When the report last became no_action or closed (None while open): retention counts from here.
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     urls: Mapped[list[ReportUrl]] = relationship(
         back_populates="report", order_by="ReportUrl.position", cascade="all, delete-orphan"
@@ -48,6 +51,9 @@ class Report(db.Model):
         Index("ix_reports_status_received", "status", "received_at"),
         Index("ix_reports_portal_received", "portal", "received_at"),
         Index("ix_reports_received", "received_at"),
+        # portal purge: closed reports that still hold contact details.
+        Index("ix_reports_contact_closed", "closed_at", postgresql_where=text(CONTACT_SQL),
+              sqlite_where=text(CONTACT_SQL)),
     )
 
 

@@ -14,7 +14,7 @@ from portal.assessment.models import Item, Report, ReportUrl, StatusUpdate
 from portal.db import db, utcnow
 from portal.forwarding.transport import Transport
 from portal.reporting.choices import CONTENT_TYPES, WHERE_FOUND
-from portal.statuses import ALL
+from portal.statuses import ALL, FINISHED
 
 MAX_URLS = 20
 
@@ -106,8 +106,10 @@ def set_status(report: Report, status: str) -> None:
         raise ValueError(f"unknown status {status!r}")
     if report.status == status:
         return
+    now = utcnow()
     report.status = status
-    db.session.add(StatusUpdate(receipt_hash=report.receipt_hash, status=status, at=utcnow()))
+    report.closed_at = now if status in FINISHED else None
+    db.session.add(StatusUpdate(receipt_hash=report.receipt_hash, status=status, at=now))
 
 
 def ship_status_updates(transport: Transport, batch: int = 500) -> int:

@@ -30,7 +30,8 @@ class ReceiptStatus(db.Model):
 
     receipt_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     status: Mapped[str] = mapped_column(String(20), nullable=False)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False,
+                                                 index=True)
 
 
 def apply_status(receipt_hash: str, status: str, at: datetime) -> bool:

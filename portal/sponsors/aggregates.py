@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, exists, func, select, true
@@ -86,6 +86,8 @@ class Figures:
     removed_within_3d: float | None = None
     removed_within_7d: float | None = None
     trend: list[tuple[str, int, int, int, int]] = field(default_factory=list)
+    # When stored figures were computed; None for figures computed just now.
+    as_of: datetime | None = None
 
     @property
     def assessed_in_target_share(self) -> float | None:
@@ -193,16 +195,24 @@ def compute(portal: str | None, period: Period, *, target_hours: int, urgent_tar
         figures.removed_within_7d = sum(d <= 168 for d in durations) / len(durations)
 
     if with_trend:
-        figures.trend = _trend(portal, period)
+        figures.trend = trend(portal, period.months(12))
     return figures
 
 
-def _trend(portal: str | None, period: Period) -> list[tuple[str, int, int, int, int]]:
-    """The twelve months ending with the period, in three passes over the whole window
-    (rather than four queries a month), each row put in its month in the portal's zone."""
-    months = period.months(12)
+def trend_row(figures: Figures) -> tuple[str, int, int, int, int]:
+    """One month of the trend from that month's figures: the same four counts."""
+    illegal = sum(figures.outcomes.get(outcome, 0) for outcome in ILLEGAL)
+    return (figures.period.key, figures.reports, figures.urls, illegal, figures.removals)
+
+
+def trend(portal: str | None, months: list[Period]) -> list[tuple[str, int, int, int, int]]:
+    """Reports, URLs, items assessed illegal (of the month's cohort) and removals for each of
+    ``months``, in three passes over the window they span (rather than four queries a month),
+    each row put in its month in the portal's zone."""
+    if not months:
+        return []
     start, end = months[0].bounds()[0], months[-1].bounds()[1]
-    zone = ZoneInfo(period.tz)
+    zone = ZoneInfo(months[0].tz)
     counts = {month.key: [0, 0, set(), 0] for month in months}
 
     def bucket(moment) -> list | None:
@@ -227,7 +237,8 @@ def _trend(portal: str | None, period: Period) -> list[tuple[str, int, int, int,
         if row is not None:
             row[2].add(item_id)
     for (removed_at,) in session.execute(select(Item.removed_at).where(
-            Item.removed_at >= start, Item.removed_at < end, _named_by_portal(Item.id, portal))):
+            Item.removed_at >= start, Item.removed_at < end, Item.removal_seconds.is_not(None),
+            _named_by_portal(Item.id, portal))):
         row = bucket(removed_at)
         if row is not None:
             row[3] += 1
@@ -243,12 +254,3 @@ class SponsorReport:
 
     def count(self, value: int) -> Count:
         return Count(value, self.threshold)
-
-
-def sponsor_report(portal: str | None, period: Period, *, target_hours: int,
-                   urgent_target_hours: int, threshold: int) -> SponsorReport:
-    current = compute(portal, period, target_hours=target_hours,
-                      urgent_target_hours=urgent_target_hours)
-    previous = compute(portal, period.previous(), target_hours=target_hours,
-                       urgent_target_hours=urgent_target_hours, with_trend=False)
-    return SponsorReport(current=current, previous=previous, threshold=threshold)

@@ -127,6 +127,9 @@ def page_context(report: SponsorReport, portal_name: str, lang: str) -> dict:
         "show_charts": True,
         "period_label": period_label(report.current.period),
         "previous_label": period_label(report.previous.period),
+        # Stored figures of an ended period say when they were computed (portal figures refresh).
+        "as_of": _("Figures as of %(day)s.", day=format_date(report.current.as_of, "medium"))
+        if report.current.as_of else "",
     }
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, abort, current_app, g, render_template, request
 from flask.typing import ResponseReturnValue
+from flask_babel import format_date
 from flask_babel import gettext as _
 
 from portal.accounts import auth
 from portal.assessment.audit import record
-from portal.sponsors.aggregates import sponsor_report
+from portal.sponsors.figures import Figuring, PeriodPurged
 from portal.sponsors.periods import PeriodError, parse_period
 from portal.sponsors.render import page_context, render_csv, render_pdf
 
@@ -36,9 +37,7 @@ def _portal_or_403(slug: str):
 def build(slug: str | None, spec: str, tz: str = "UTC"):
     settings = current_app.extensions["portal.settings"]
     period = parse_period(spec, tz)
-    return sponsor_report(slug, period, target_hours=settings.target_hours,
-                          urgent_target_hours=settings.urgent_target_hours,
-                          threshold=settings.sponsor_min_count)
+    return Figuring.from_settings(settings).report(slug, period, settings.sponsor_min_count)
 
 
 def _audit(action: str, slug: str, period: str) -> None:
@@ -65,6 +64,10 @@ def dashboard(slug: str) -> ResponseReturnValue:
     spec = request.args.get("period", "last-month")[:30]
     try:
         report = build(slug, spec, portal.timezone)
+    except PeriodPurged as exc:
+        return render_template("sponsors/home.html", portals=[portal], error=_(
+            "Reports before %(day)s have been deleted under the retention rules. For earlier "
+            "figures choose a month, a quarter or a year.", day=format_date(exc.held_from))), 400
     except PeriodError:
         return render_template("sponsors/home.html", portals=[portal], error=_(
             "This period is not understood. Use a month (2026-10), a quarter (2026-Q3), a year "

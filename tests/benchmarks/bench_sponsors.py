@@ -4,16 +4,20 @@
 
 Fills a PostgreSQL server (started in a temporary folder) with reports spread over two
 years and three portals, one URL each (one in five a repeat of a known item), 80 % of items
-assessed, a third of those illegal with a hosting country, notices and removals; then times
-the whole report for one portal and one month (current month, previous month for the
-comparison, and the twelve-month trend), and the same without the trend; against a bare
-baseline in the same run: one COUNT over the same month's reports.
+assessed, a third of those illegal with a hosting country, notices and removals. Then runs
+``portal figures refresh``'s work twice (first run, then the nightly one) and times, for one
+portal and October 2026: one month computed; the whole monthly report (the month, the
+previous month for the comparison, the twelve-month trend) computed from the reports; the
+same report while October is still running (September and the trend's ended months stored);
+and once October has ended (stored); and all portals together. The bare baseline, in the
+same run: one COUNT over the same month's reports.
 """
 
 from __future__ import annotations
 
 import sys
-from datetime import date
+import time
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,7 +26,8 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import text  # noqa: E402
 
 from portal.db import db  # noqa: E402
-from portal.sponsors.aggregates import compute, sponsor_report  # noqa: E402
+from portal.sponsors.aggregates import compute  # noqa: E402
+from portal.sponsors.figures import Figuring  # noqa: E402
 from portal.sponsors.periods import Period  # noqa: E402
 from tests.benchmarks._postgres import filled_app, median_ms, report_count  # noqa: E402
 
@@ -67,29 +72,61 @@ FILL = [
 ]
 
 
+def timed_s(fn) -> tuple[float, object]:
+    start = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - start, result
+
+
 def main() -> None:
     n = report_count()
     with filled_app(FILL, n):
         october = Period("month", date(2026, 10, 1), date(2026, 11, 1), "Africa/Nairobi")
         start_at, end_at = october.bounds()
-        settings = {"target_hours": 24, "urgent_target_hours": 2}
+        targets = {"target_hours": 24, "urgent_target_hours": 2}
+        # "Today" for the ended month; and a day inside October, for October as the running month.
+        after = Figuring(**targets, retention_days=730, now=datetime(2026, 11, 23, tzinfo=UTC))
+        during = Figuring(**targets, retention_days=730, now=datetime(2026, 10, 20, tzinfo=UTC))
+
+        def refresh(figuring: Figuring) -> int:
+            stored = sum(figuring.refresh(slug, "Africa/Nairobi") for slug in ("demo", "xa", "xb"))
+            stored += figuring.refresh(None, "UTC")
+            db.session.commit()
+            return stored
+
+        seconds, stored = timed_s(lambda: refresh(during))
+        print(f"portal figures refresh, first run (as of 20 October): {stored} periods stored "
+              f"in {seconds:.1f} s")
+        seconds, stored = timed_s(lambda: refresh(after))
+        print(f"portal figures refresh, next run (as of 23 November): {stored} periods stored "
+              f"in {seconds:.1f} s")
         figures = {
             "bare: COUNT of the month's reports": median_ms(lambda: db.session.execute(text(
                 "SELECT count(*) FROM reports WHERE portal = 'demo' AND received_at >= :a "
                 "AND received_at < :b"), {"a": start_at, "b": end_at}).scalar()),
-            "one month, no trend": median_ms(
-                lambda: compute("demo", october, with_trend=False, **settings)),
-            "monthly report (with previous month and 12-month trend)": median_ms(
-                lambda: sponsor_report("demo", october, threshold=5, **settings)),
-            "all portals together": median_ms(
-                lambda: sponsor_report(None, october, threshold=5, **settings)),
+            "one month computed (no trend)": median_ms(
+                lambda: compute("demo", october, with_trend=False, **targets)),
+            "monthly report, all computed (no stored figures)": median_ms(
+                lambda: (compute("demo", october, **targets),
+                         compute("demo", october.previous(), with_trend=False, **targets))),
+            "monthly report, running month (previous + trend stored)": median_ms(
+                lambda: during.report("demo", october, threshold=5)),
+            "monthly report, ended month (stored)": median_ms(
+                lambda: after.report("demo", october, threshold=5)),
+            "all portals together, ended month (stored)": median_ms(
+                lambda: after.report(None, Period("month", date(2026, 10, 1), date(2026, 11, 1)),
+                                     threshold=5)),
         }
         bare = next(iter(figures.values()))
         for name, ms in figures.items():
             print(f"{name:58} {ms:9.1f} ms   x{ms / bare:7.1f} of bare")
-        report = sponsor_report("demo", october, threshold=5, **settings)
-        print(f"(October for demo: {report.current.reports:,} reports, "
-              f"{report.current.assessed:,} items assessed, {report.current.removals:,} removals)")
+        running = during.report("demo", october, threshold=5)
+        ended = after.report("demo", october, threshold=5)
+        same = {k: v for k, v in vars(running.current).items() if k != "as_of"} == \
+            {k: v for k, v in vars(ended.current).items() if k != "as_of"}
+        print(f"(October for demo: {ended.current.reports:,} reports, "
+              f"{ended.current.assessed:,} items assessed, {ended.current.removals:,} removals; "
+              f"stored figures equal the computed ones: {same})")
 
 
 if __name__ == "__main__":
