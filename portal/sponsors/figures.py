@@ -101,15 +101,18 @@ class Figuring:
                 raise PeriodPurged(period.key, held)
         return compute(portal, period, with_trend=False, **self.targets)
 
-    def trend(self, portal: str | None, period: Period) -> list[tuple[str, int, int, int, int]]:
-        """The twelve months ending with the period: stored months as they are, the others
-        computed together in one pass."""
+    def trend(self, portal: str | None, period: Period,
+              known: Figures | None = None) -> list[tuple[str, int, int, int, int]]:
+        """The twelve months ending with the period: stored months as they are, a month
+        whose figures are ``known`` from them, the others computed together in one pass."""
         rows: dict[str, tuple[str, int, int, int, int]] = {}
         missing = []
         for month in period.months(12):
             row = _stored(portal, month) if _ended(month, self.now) else None
             if row is not None:
                 rows[month.key] = trend_row(_decode(portal, month, row))
+            elif known is not None and known.period == month:
+                rows[month.key] = trend_row(known)
             else:
                 missing.append(month)
         for line in trend(portal, missing):
@@ -118,7 +121,7 @@ class Figuring:
 
     def report(self, portal: str | None, period: Period, threshold: int) -> SponsorReport:
         current = self.figures(portal, period)
-        current.trend = self.trend(portal, period)
+        current.trend = self.trend(portal, period, known=current)
         previous = self.figures(portal, period.previous())
         return SponsorReport(current=current, previous=previous, threshold=threshold)
 
