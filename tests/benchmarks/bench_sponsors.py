@@ -94,6 +94,9 @@ def main() -> None:
             db.session.commit()
             return stored
 
+        size = db.session.scalar(text("SELECT pg_database_size(current_database())"))
+        print(f"database size with {n:,} reports (and their URLs, items, assessments, actions, "
+              f"indexes): {size / 2**20:,.0f} MiB")
         seconds, stored = timed_s(lambda: refresh(during))
         print(f"portal figures refresh, first run (as of 20 October): {stored} periods stored "
               f"in {seconds:.1f} s")
