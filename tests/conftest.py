@@ -2,24 +2,34 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import importlib.util
 import os
 import re
 import shutil
 import subprocess
 import sys
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import MetaData, event, select
+from sqlalchemy.engine import Engine, make_url
 
 from portal.app import create_app
+from portal.db import db
 from portal.forwarding.keyring import generate
 from portal.paths import THEMES, TRANSLATIONS
 from portal.settings import load_settings
 from tests.postgres import find_bin, postgres_server
 
 IN_CI = os.environ.get("CI") == "true"
+# Which database every app in the suite runs on: "sqlite" (the embedded default) or
+# "postgresql" (one server started for the whole session, one fresh database per instance).
+TEST_DATABASE = os.environ.get("PORTAL_TEST_DATABASE", "sqlite")
+ON_POSTGRESQL = TEST_DATABASE == "postgresql"
 SECRET = "test-secret-key-that-is-long-enough-0123456789"
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -34,6 +44,118 @@ def need(condition: bool, reason: str) -> None:
         pytest.skip(reason)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    if TEST_DATABASE not in {"sqlite", "postgresql"}:
+        raise pytest.UsageError(
+            f"PORTAL_TEST_DATABASE must be 'sqlite' or 'postgresql', not {TEST_DATABASE!r}")
+
+
+class SessionPostgres:
+    """In a PostgreSQL run: one server for the session, started when first needed, and one
+    fresh database per instance folder (the same folder always gets the same database, so an
+    app built twice on it, or the `portal` command run on it, sees the same data)."""
+
+    def __init__(self) -> None:
+        self._stack = contextlib.ExitStack()
+        self._admin = None
+        self._server_url: str | None = None
+        self._failure: str | None = None
+        self._urls: dict[str, str] = {}
+        self.engines: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+    def server_url(self) -> str:
+        if self._server_url is None:
+            why = "PORTAL_TEST_DATABASE=postgresql, but"
+            need(find_bin() is not None, f"{why} the PostgreSQL server binaries are not installed")
+            need(importlib.util.find_spec("psycopg") is not None, f"{why} psycopg is not installed")
+            if self._failure:
+                pytest.fail(self._failure)
+            try:
+                self._server_url = self._stack.enter_context(postgres_server())
+            except Exception as exc:
+                self._failure = f"the PostgreSQL test server did not start: {exc!r}"
+                raise
+        return self._server_url
+
+    def url_for(self, instance: Path) -> str:
+        key = os.path.abspath(instance)
+        if key not in self._urls:
+            import psycopg
+
+            server = self.server_url()
+            if self._admin is None:
+                admin_url = make_url(server).set(drivername="postgresql")
+                self._admin = psycopg.connect(admin_url.render_as_string(hide_password=False),
+                                              autocommit=True)
+                self._stack.callback(self._admin.close)
+            name = f"portal_test_{len(self._urls) + 1}"
+            # FILE_COPY: a plain copy of the empty template, faster here than WAL logging it.
+            self._admin.execute(f"CREATE DATABASE {name} STRATEGY FILE_COPY")
+            self._urls[key] = make_url(server).set(database=name).render_as_string(hide_password=False)
+        return self._urls[key]
+
+    def release_connections(self) -> None:
+        """Close the pooled connections of every engine the tests made: an app left to the
+        garbage collector would otherwise drop open connections (a ResourceWarning, an error
+        here) and pile up server connections between collections."""
+        for engine in list(self.engines):
+            engine.dispose()
+
+    def close(self) -> None:
+        # The server stops and its folder goes, databases and all.
+        self.release_connections()
+        self._stack.close()
+
+
+SESSION_POSTGRES = SessionPostgres()
+atexit.register(SESSION_POSTGRES.close)  # for scripts that import make_settings (benchmarks)
+
+if ON_POSTGRESQL:
+    @event.listens_for(Engine, "engine_connect")
+    def _track_engine(connection) -> None:
+        SESSION_POSTGRES.engines.add(connection.engine)
+
+
+@pytest.fixture(autouse=True)
+def _release_database_connections() -> Iterator[None]:
+    yield
+    if ON_POSTGRESQL:
+        SESSION_POSTGRES.release_connections()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    SESSION_POSTGRES.close()
+
+
+def database_env(instance: Path) -> dict[str, str]:
+    """The database variables for an app or a `portal` process on this instance folder: none
+    on SQLite (the default file in the folder), this folder's own database on PostgreSQL."""
+    if not ON_POSTGRESQL:
+        return {}
+    return {"PORTAL_DATABASE_URL": SESSION_POSTGRES.url_for(instance)}
+
+
+def tables_containing(marker: str) -> list[str]:
+    """The tables of the current app's database holding the marker in any value, read through
+    the database itself (SQLite or PostgreSQL alike), migration record included."""
+    tables = MetaData()
+    tables.reflect(bind=db.engine)
+    found = []
+    with db.engine.connect() as connection:
+        for table in tables.sorted_tables:
+            for row in connection.execute(select(table)):
+                if any(marker.encode() in _as_bytes(value) for value in row):
+                    found.append(table.name)
+                    break
+    return found
+
+
+def _as_bytes(value) -> bytes:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
+    return b"" if value is None else str(value).encode()
+
+
 def make_settings(instance: Path, **overrides):
     env = {
         "PORTAL_INSTANCE_PATH": str(instance),
@@ -43,6 +165,8 @@ def make_settings(instance: Path, **overrides):
         "PORTAL_RATELIMIT_ENABLED": "false",
     }
     env.update(overrides.pop("env", {}))
+    if "PORTAL_DATABASE_URL" not in env:
+        env.update(database_env(instance))
     return load_settings(env, **overrides)
 
 
@@ -114,6 +238,9 @@ def receipt_of(response) -> str:
 
 @pytest.fixture(scope="module")
 def postgres_url():
+    if ON_POSTGRESQL:  # the session's server is already there: no second one
+        yield SESSION_POSTGRES.server_url()
+        return
     need(find_bin() is not None, "PostgreSQL server binaries not installed")
     try:
         import psycopg  # noqa: F401 - only checks that the driver is there
@@ -139,7 +266,7 @@ def moto_endpoint():
 def portal_cli(instance: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     """The real `portal` command, as a subprocess, on the given instance folder."""
     full = {**os.environ, "PORTAL_INSTANCE_PATH": str(instance), "PORTAL_SECRET_KEY": SECRET,
-            **(env or {})}
+            **database_env(instance), **(env or {})}
     return subprocess.run([sys.executable, "-m", "portal.cli", *args], env=full,
                           capture_output=True, text=True, timeout=180, check=False)
 

@@ -13,13 +13,14 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from tests.conftest import portal_cli
+from tests.conftest import database_env, portal_cli
 from tests.postgres import free_port
 
 
 def test_demo_serves_the_portal_forwards_and_imports(tmp_path):
     port = free_port()
-    env = {**os.environ, "PORTAL_INSTANCE_PATH": str(tmp_path / "instance")}
+    env = {**os.environ, "PORTAL_INSTANCE_PATH": str(tmp_path / "instance"),
+           **database_env(tmp_path / "instance")}  # nothing on SQLite: the demo's own default
     env.pop("PORTAL_SECRET_KEY", None)
     log = (tmp_path / "demo.log").open("w+")
     demo = subprocess.Popen([sys.executable, "-m", "portal.cli", "demo", "--port", str(port)],

@@ -57,7 +57,8 @@ def check(app) -> None:
 
 
 def test_migrations_match_the_models_on_sqlite(instance):
-    check(create_app(make_settings(instance)))
+    sqlite = f"sqlite:///{instance / 'portal.db'}"  # SQLite here even when the suite runs on PostgreSQL
+    check(create_app(make_settings(instance, env={"PORTAL_DATABASE_URL": sqlite})))
 
 
 def test_migrations_match_the_models_on_postgresql(instance, postgres_url):

@@ -27,7 +27,7 @@ from portal.forwarding.models import OutboxEnvelope
 from portal.reporting.receipts import receipt_hash
 from portal.settings import SettingsError
 from tests.aws import CREDENTIALS, create_resources
-from tests.conftest import SECRET, make_settings, receipt_of, submit_report
+from tests.conftest import SECRET, database_env, make_settings, receipt_of, submit_report, tables_containing
 from tests.test_forwarding import status_of
 
 MARKER = "S3-UNIQUE-MARKER-5d1e"
@@ -111,6 +111,8 @@ def assert_nothing_readable_left(edge: Deployment, aws) -> None:
     for path in edge.instance.rglob("*"):
         if path.is_file():
             assert marker not in path.read_bytes(), path
+    with edge.ctx():  # the database through its own engine: on PostgreSQL it has no file here
+        assert tables_containing(MARKER) == []
     for key, body in aws.objects().items():
         assert marker not in body, key
 
@@ -190,7 +192,7 @@ def test_transport_unreachable_for_a_while_then_back(pair, aws, tmp_path):
 
 def run_portal(deployment: Deployment, *args: str, **kwargs) -> subprocess.Popen:
     env = {**os.environ, **deployment.env, "PORTAL_INSTANCE_PATH": str(deployment.instance),
-           "PORTAL_SECRET_KEY": SECRET,
+           **database_env(deployment.instance), "PORTAL_SECRET_KEY": SECRET,
            "PORTAL_RATELIMIT_ENABLED": "false"}
     return subprocess.Popen([sys.executable, "-m", "portal.cli", *args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
@@ -322,9 +324,17 @@ def test_cli_import_once_over_s3(pair, aws):
 
 def test_long_running_workers_stop_cleanly_on_sigterm(pair):
     edge, central = pair
-    for deployment, command in ((edge, "forward"), (central, "import")):
+    report_many(edge, 1)
+    # Each worker is signalled once it has done a round (so it is surely in its loop), not after
+    # a fixed sleep that a slow start-up on a busy machine can outlast.
+    for deployment, command, worked in ((edge, "forward", lambda: outbox_count(edge) == 0),
+                                        (central, "import", lambda: central_counts(central)[0] == 1)):
         worker = run_portal(deployment, command, "--interval", "0.2")
-        time.sleep(2.5)
+        deadline = time.monotonic() + 60
+        while not worked():
+            assert worker.poll() is None, f"{command} exited early"
+            assert time.monotonic() < deadline, f"{command} did no round within 60 s"
+            time.sleep(0.1)
         worker.send_signal(signal.SIGTERM)
         _, err = worker.communicate(timeout=30)
         assert worker.returncode == 0, err
