@@ -37,7 +37,10 @@ def configure_flask(app: Flask, settings: Settings) -> None:
 
 def configure_database(app: Flask, settings: Settings) -> None:
     app.config["SQLALCHEMY_DATABASE_URI"] = settings.database_url
-    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"pool_pre_ping": True}
+    # A server's connections can drop while pooled; a SQLite file cannot, so no ping there (it
+    # would cost a "SELECT 1" on every request that uses the database).
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
+        "pool_pre_ping": not settings.database_url.startswith("sqlite")}
     db.init_app(app)
     # Import every area's models so that their tables are known; then bring the schema to the
     # newest migration (PORTAL_AUTO_MIGRATE, on by default; production runs 'portal db upgrade'

@@ -93,7 +93,11 @@ def configure_logging(app: Flask) -> None:
         route = request.url_rule.rule if request.url_rule else "-"
         REQUESTS.labels(route, request.method, str(response.status_code)).inc()
         LATENCY.labels(route).observe(took)
-        access.info("request", extra={"fields": {
-            "method": request.method, "route": route, "status": response.status_code,
-            "ms": round(took * 1000, 1)}})
+        if access.isEnabledFor(logging.INFO):
+            # access.info() without its search of the call stack for the caller's file and
+            # line, which no handler here shows: a third of the line's cost on every request.
+            access.handle(access.makeRecord(
+                access.name, logging.INFO, "", 0, "request", (), None,
+                extra={"fields": {"method": request.method, "route": route,
+                                  "status": response.status_code, "ms": round(took * 1000, 1)}}))
         return response

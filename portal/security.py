@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
+import secrets
 from datetime import UTC, datetime
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, current_app, g, request, session
+from flask.sessions import SecureCookieSessionInterface
 from flask_limiter import Limiter
 from flask_wtf.csrf import CSRFProtect
+from itsdangerous import URLSafeTimedSerializer
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from portal.keys import derive_key
@@ -23,8 +27,6 @@ def _rate_key() -> str:
     The limiter's store never sees an IP address, and yesterday's keys cannot be linked to
     today's. The address itself is never logged or stored anywhere else.
     """
-    from flask import current_app
-
     day = datetime.now(UTC).strftime("%Y-%m-%d").encode()
     salt = hmac.new(current_app.extensions["portal.ratelimit_secret"], day, hashlib.sha256)
     salt.update((request.remote_addr or "-").encode())
@@ -33,6 +35,58 @@ def _rate_key() -> str:
 
 
 limiter = Limiter(key_func=_rate_key, default_limits=[], headers_enabled=False)
+
+
+class PortalSessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, the same cookies, only cheaper to make: the signing
+    serializer is built once per set of keys instead of twice per request (building one
+    serializes a probe value), and HMAC-SHA1 is given as ``hashlib.sha1`` itself, which the
+    ``hmac`` module computes in OpenSSL, rather than as Flask's Python wrapper around it, which
+    makes ``hmac`` fall back to its pure-Python construction."""
+
+    digest_method = staticmethod(hashlib.sha1)
+
+    def __init__(self) -> None:
+        self._serializers: dict[tuple, URLSafeTimedSerializer | None] = {}
+
+    def get_signing_serializer(self, app: Flask) -> URLSafeTimedSerializer | None:
+        keys = (app.secret_key, tuple(app.config["SECRET_KEY_FALLBACKS"] or ()))
+        serializer = self._serializers.get(keys)
+        if serializer is None:
+            serializer = super().get_signing_serializer(app)
+            if len(self._serializers) > 8:  # keys changed at run time (tests): forget old ones
+                self._serializers.clear()
+            self._serializers[keys] = serializer
+        return serializer
+
+
+_CSRF_SERIALIZERS: dict[str | bytes, URLSafeTimedSerializer] = {}
+
+
+def csrf_token() -> str:
+    """This request's CSRF token: Flask-WTF's ``generate_csrf()`` (the same raw token in the
+    session, the same signed token cached on ``g`` and checked by its ``validate_csrf``), with
+    the signing serializer built once per key instead of on every call and HMAC-SHA1 computed
+    in OpenSSL (see PortalSessionInterface)."""
+    secret = current_app.config.get("WTF_CSRF_SECRET_KEY") or current_app.secret_key
+    field = current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
+    state = vars(g._get_current_object())
+    if field not in state:
+        serializer = _CSRF_SERIALIZERS.get(secret)
+        if serializer is None:
+            if len(_CSRF_SERIALIZERS) > 8:  # keys changed at run time (tests): forget old ones
+                _CSRF_SERIALIZERS.clear()
+            serializer = _CSRF_SERIALIZERS[secret] = URLSafeTimedSerializer(
+                secret, salt="wtf-csrf-token", signer_kwargs={"digest_method": hashlib.sha1})
+        if not isinstance(session.get(field), str):
+            session[field] = secrets.token_hex(20)  # 160 random bits, as Flask-WTF's
+        state[field] = serializer.dumps(session[field])
+    return state[field]
+
+
+@functools.lru_cache(maxsize=64)
+def _policy(extra: tuple[tuple[str, tuple[str, ...]], ...]) -> str:
+    return content_security_policy(dict(extra))
 
 
 def content_security_policy(extra: dict[str, tuple[str, ...]] | None = None) -> str:
@@ -77,10 +131,13 @@ def configure_security(app: Flask, settings: Settings) -> None:
     csrf.init_app(app)
     limiter.init_app(app)
 
+    app.session_interface = PortalSessionInterface()
+
     @app.after_request
     def security_headers(response: Response) -> Response:
-        extra = g.get("csp_extra")
-        response.headers["Content-Security-Policy"] = content_security_policy(extra)
+        extra = g.get("csp_extra") or {}
+        response.headers["Content-Security-Policy"] = _policy(
+            tuple((name, tuple(sources)) for name, sources in extra.items()))
         response.headers["X-Frame-Options"] = "DENY"
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Referrer-Policy"] = "no-referrer"

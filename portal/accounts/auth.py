@@ -30,7 +30,16 @@ LOCK_FOR = timedelta(minutes=15)
 RECOVERY_CODES = 10
 ISSUER = "Portal"
 # A hash to verify against when the email is unknown, so both answers take the same time.
-_DUMMY_HASH = hasher.hash(secrets.token_urlsafe(16))
+_DUMMY_HASH: list[str] = []
+
+
+def _dummy_hash() -> str:
+    """Made at the first password check of the process, whether the email is known or not,
+    so that check too takes the same time either way; not at import, where it would cost
+    every worker a third of a second of start-up."""
+    if not _DUMMY_HASH:
+        _DUMMY_HASH.append(hasher.hash(secrets.token_urlsafe(16)))
+    return _DUMMY_HASH[0]
 
 
 def _keys() -> dict:
@@ -56,9 +65,10 @@ def password_problem(password: str, email: str = "") -> str | None:
 
 
 def check_password(user: User | None, password: str) -> bool:
+    dummy = _dummy_hash()
     if user is None:
         with contextlib.suppress(VerificationError, InvalidHashError):
-            hasher.verify(_DUMMY_HASH, password)  # the same work as for a known email
+            hasher.verify(dummy, password)  # the same work as for a known email
         return False
     try:
         hasher.verify(user.password_hash, password)

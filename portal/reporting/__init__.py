@@ -7,6 +7,7 @@ from flask import Flask
 from portal.forwarding.keyring import KeyringError
 from portal.keys import derive_key
 from portal.reporting.captcha import make_captchas
+from portal.reporting.pages import PageCache
 from portal.reporting.services import SealingKey
 from portal.settings import Settings, SettingsError
 
@@ -23,6 +24,8 @@ def configure_reporting(app: Flask, settings: Settings, receipt_key: bytes) -> N
         "receipt_key": receipt_key,
         "captchas": make_captchas(settings, derive_key(settings.secret_key, "altcha")),
         "default_captcha": settings.captcha,
+        # Public pages rendered once per process, completed per request (pages.py).
+        "pages": PageCache(),
     }
     tenancy = app.extensions["portal.tenancy"]
     for portal in tenancy.portals.values():

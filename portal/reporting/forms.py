@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from email_validator import EmailNotValidError, validate_email
 from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 from flask_wtf import FlaskForm
+from flask_wtf.csrf import _FlaskFormCSRF
+from markupsafe import escape
 from wtforms import BooleanField, HiddenField, SelectChoice, SelectField, StringField, TextAreaField
 from wtforms.validators import ValidationError
 
+from portal.i18n import wtforms_translations
 from portal.reporting import urls as url_rules
 from portal.reporting.choices import CONTENT_TYPES, WHERE_FOUND
 
@@ -32,7 +37,40 @@ class ChoiceField(SelectField):
             raise ValidationError(_l("Choose one of the options in the list."))
 
 
-class ReportForm(FlaskForm):
+class _TokenWhenShown:
+    """This request's CSRF token, made only when the form is shown: a report accepted at the
+    first try is answered with its receipt and needs no new token."""
+
+    __slots__ = ("_make",)
+
+    def __init__(self, make: Callable[[], str]):
+        self._make = make
+
+    def __str__(self) -> str:
+        return self._make()
+
+    def __html__(self) -> str:
+        return str(escape(self._make()))
+
+
+class _CSRFWhenShown(_FlaskFormCSRF):
+    def generate_csrf_token(self, csrf_token_field) -> _TokenWhenShown:  # type: ignore[override]
+        make = super().generate_csrf_token
+        return _TokenWhenShown(lambda: make(csrf_token_field))
+
+
+class PublicForm(FlaskForm):
+    """The public forms: WTForms' own messages from a per-process cache, and the CSRF token
+    made only when the form is rendered."""
+
+    class Meta:
+        csrf_class = _CSRFWhenShown
+
+        def get_translations(self, form):
+            return wtforms_translations
+
+
+class ReportForm(PublicForm):
     urls = TextAreaField(_l("Web addresses (URLs)"))
     content_type = ChoiceField(
         _l("What did you see?"),
@@ -99,7 +137,7 @@ class ReportForm(FlaskForm):
             ) from exc
 
 
-class StatusForm(FlaskForm):
+class StatusForm(PublicForm):
     receipt = StringField(_l("Receipt code"))
 
     def validate_receipt(self, field: StringField) -> None:

@@ -11,7 +11,8 @@ DIGITS = 16
 
 
 def new_receipt() -> str:
-    return "".join(secrets.choice("0123456789") for _ in range(DIGITS))
+    """Each of the 10**16 codes equally likely, drawn from the operating system's CSPRNG."""
+    return f"{secrets.randbelow(10**DIGITS):0{DIGITS}d}"
 
 
 def group(receipt: str) -> str:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+
 from flask import Blueprint, abort, current_app, g, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
@@ -11,7 +14,7 @@ from portal.observability import REPORTS
 from portal.reporting.forms import ReportForm, StatusForm
 from portal.reporting.receipts import clean, group
 from portal.reporting.services import NewReport, accept_report, lookup_status
-from portal.security import limiter
+from portal.security import csrf_token, limiter
 
 bp = Blueprint("reporting", __name__, url_prefix="/<portal>/<lang>")
 
@@ -56,14 +59,46 @@ def page(name: str, **context) -> str:
     return render_template(tenancy.template_for(name, g.portal), **context)
 
 
+def kept_page(name: str, variant: tuple, values: Mapping[str, str],
+              build: Callable[[Mapping[str, str]], str]) -> str:
+    """The page rendered once per process for this portal, language and variant, with this
+    request's ``values`` put in (see :mod:`portal.reporting.pages`)."""
+    template = current_app.extensions["portal.tenancy"].template_for(name, g.portal)
+    key = (template, g.portal.slug, g.lang, request.script_root, request.endpoint, *variant)
+    return _state()["pages"].render(key, build, values)
+
+
 @bp.get("/")
 def landing() -> ResponseReturnValue:
-    return page("landing.html")
+    return kept_page("landing.html", (), {}, lambda values: page("landing.html"))
 
 
 @bp.get("/privacy")
 def privacy() -> ResponseReturnValue:
-    return page("privacy.html")
+    return kept_page("privacy.html", (), {}, lambda values: page("privacy.html"))
+
+
+def _report_form_page(captcha) -> str:
+    """The empty report form: its CSRF token and any ALTCHA challenge are this request's."""
+    widget = captcha.widget()
+    values = {"csrf_token": csrf_token()}
+    if widget.challenge:
+        values["challenge"] = widget.challenge
+
+    def build(values: Mapping[str, str]) -> str:
+        form = ReportForm()
+        form.csrf_token.current_token = values["csrf_token"]
+        shown = replace(widget, challenge=values["challenge"]) if widget.challenge else widget
+        return page("report.html", form=form, widget=shown, captcha_error=None)
+
+    return kept_page("report.html", (widget.kind, widget.sitekey), values, build)
+
+
+def _receipt_page(receipt: str, urgent: bool, count: int) -> str:
+    def build(values: Mapping[str, str]) -> str:
+        return page("receipt.html", receipt=values["receipt"], urgent=urgent, count=count)
+
+    return kept_page("receipt.html", (urgent, count), {"receipt": group(receipt)}, build)
 
 
 def _report_limit() -> str:
@@ -74,58 +109,73 @@ def _status_limit() -> str:
     return current_app.extensions["portal.settings"].ratelimit_status
 
 
-@bp.route("/report", methods=["GET", "POST"])
-@limiter.limit(_report_limit, methods=["POST"])
+# The form and its submission are separate views of one URL, so that only the submission goes
+# through the rate limiter's decorator (``url_for("reporting.report")`` is that URL).
+@bp.get("/report")
 def report() -> ResponseReturnValue:
-    form = ReportForm()
+    return _report_form_page(_captcha())
+
+
+@bp.post("/report")
+@limiter.limit(_report_limit)
+def report_submit() -> ResponseReturnValue:
     captcha = _captcha()
-    if request.method == "POST":
-        valid = form.validate()
-        if form.csrf_token.errors:
-            form.csrf_token.errors = [
-                _("Your session has expired. Please check your report and send it again.")
-            ]
-        captcha_ok = captcha.verify(request.form)
-        if valid and captcha_ok:
-            receipt = accept_report(
-                NewReport(
-                    portal=g.portal.slug,
-                    lang=g.lang,
-                    urls=form.cleaned_urls,
-                    content_type=form.content_type.data,
-                    where_found=form.where_found.data,
-                    description=(form.description.data or "").strip(),
-                    urgent=bool(form.child_in_danger.data),
-                    contact_email=form.contact_email.data or "",
-                ),
-                _state()["sealing_key"],
-                _state()["receipt_key"],
-            )
-            REPORTS.labels(g.portal.slug).inc()
-            return page(
-                "receipt.html", receipt=group(receipt), urgent=bool(form.child_in_danger.data),
-                count=len(form.cleaned_urls),
-            )
-        status = 400
-        captcha_error = (
-            None if captcha_ok else _("The anti-abuse check did not succeed. Please try again.")
+    form = ReportForm()
+    valid = form.validate()
+    if form.csrf_token.errors:
+        form.csrf_token.errors = [
+            _("Your session has expired. Please check your report and send it again.")
+        ]
+    captcha_ok = captcha.verify(request.form)
+    if valid and captcha_ok:
+        receipt = accept_report(
+            NewReport(
+                portal=g.portal.slug,
+                lang=g.lang,
+                urls=form.cleaned_urls,
+                content_type=form.content_type.data,
+                where_found=form.where_found.data,
+                description=(form.description.data or "").strip(),
+                urgent=bool(form.child_in_danger.data),
+                contact_email=form.contact_email.data or "",
+            ),
+            _state()["sealing_key"],
+            _state()["receipt_key"],
         )
-        return page("report.html", form=form, widget=captcha.widget(),
-                    captcha_error=captcha_error), status
-    return page("report.html", form=form, widget=captcha.widget(), captcha_error=None)
+        REPORTS.labels(g.portal.slug).inc()
+        return _receipt_page(receipt, bool(form.child_in_danger.data), len(form.cleaned_urls))
+    captcha_error = (
+        None if captcha_ok else _("The anti-abuse check did not succeed. Please try again.")
+    )
+    return page("report.html", form=form, widget=captcha.widget(),
+                captcha_error=captcha_error), 400
 
 
-@bp.route("/status", methods=["GET", "POST"])
-@limiter.limit(_status_limit, methods=["POST"])
+def _status_form_page() -> str:
+    """The empty status form: its CSRF token is this request's."""
+
+    def build(values: Mapping[str, str]) -> str:
+        form = StatusForm()
+        form.csrf_token.current_token = values["csrf_token"]
+        return page("status.html", form=form, result=None, looked_up=False)
+
+    return kept_page("status.html", (), {"csrf_token": csrf_token()}, build)
+
+
+@bp.get("/status")
 def status() -> ResponseReturnValue:
+    return _status_form_page()
+
+
+@bp.post("/status")
+@limiter.limit(_status_limit)
+def status_submit() -> ResponseReturnValue:
     form = StatusForm()
-    if request.method == "POST":
-        if not form.validate():
-            if form.csrf_token.errors:
-                form.csrf_token.errors = [_("Your session has expired. Please try again.")]
-            return page("status.html", form=form, result=None, looked_up=False), 400
-        # The same work for a right and a wrong code: one keyed hash, one indexed read.
-        result = lookup_status(clean(form.receipt.data), _state()["receipt_key"])
-        db.session.rollback()
-        return page("status.html", form=form, result=result, looked_up=True)
-    return page("status.html", form=form, result=None, looked_up=False)
+    if not form.validate():
+        if form.csrf_token.errors:
+            form.csrf_token.errors = [_("Your session has expired. Please try again.")]
+        return page("status.html", form=form, result=None, looked_up=False), 400
+    # The same work for a right and a wrong code: one keyed hash, one indexed read.
+    result = lookup_status(clean(form.receipt.data), _state()["receipt_key"])
+    db.session.rollback()
+    return page("status.html", form=form, result=result, looked_up=True)

@@ -8,13 +8,15 @@ from pathlib import Path
 from flask import Flask, abort, g, redirect, request, send_file, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import refresh as refresh_locale
-from jinja2 import ChoiceLoader, FileSystemLoader, PrefixLoader
+from jinja2 import ChoiceLoader, FileSystemBytecodeCache, FileSystemLoader, PrefixLoader
 from werkzeug.security import safe_join
 
 from portal.settings import Settings
 from portal.tenancy.themes import DEFAULT_THEME, Portal, load_portals
 
 STATIC_PREFIX = "/_static"
+# What a request leaves on ``g`` that the next one in the same app context must not see.
+_PER_REQUEST = frozenset({"portal", "lang", "csp_extra", "user", "welfare_message", "csrf_token"})
 DEFAULT_COLORS = {"brand": "#1d4e89", "brand_text": "#ffffff", "accent": "#1d4e89"}
 
 
@@ -95,6 +97,11 @@ def configure_tenancy(app: Flask, settings: Settings) -> None:
     app.jinja_loader = ChoiceLoader(
         [tenancy.loader(), FileSystemLoader(Path(app.root_path) / "templates")]
     )
+    # Compiled templates are kept in the instance folder (keyed by each source's checksum), so
+    # the compilation below costs each gunicorn worker milliseconds, not a tenth of a second.
+    bytecode = settings.instance_path / "jinja-bytecode"
+    bytecode.mkdir(parents=True, exist_ok=True)
+    app.jinja_env.bytecode_cache = FileSystemBytecodeCache(str(bytecode))
     app.wsgi_app = HostRouting(app.wsgi_app, tenancy.hosts)  # type: ignore[method-assign]
     # Compile every template now, so a broken override stops start-up instead of a request.
     for name in app.jinja_env.list_templates(extensions=["html"]):
@@ -104,9 +111,12 @@ def configure_tenancy(app: Flask, settings: Settings) -> None:
     def forget_previous_request(endpoint: str | None, values: dict | None) -> None:
         """Start every request without a portal: an app context (and so ``g``) can outlive a
         request when one was already active, as in tests and CLI commands."""
-        for key in ("portal", "lang", "csp_extra", "user", "welfare_message", "csrf_token"):
-            g.pop(key, None)
-        refresh_locale()
+        state = vars(g._get_current_object())
+        # A fresh app context, as every request has in production, holds none of them.
+        if not state.keys().isdisjoint(_PER_REQUEST | {"_flask_babel"}):
+            for key in _PER_REQUEST:
+                state.pop(key, None)
+            refresh_locale()
 
     @app.context_processor
     def theme_helpers() -> dict[str, object]:

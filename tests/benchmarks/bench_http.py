@@ -16,8 +16,9 @@ Needs Debian's ``wrk`` (``apt-get install -y wrk``). Everything runs on 127.0.0.
 4. The resident set size (VmRSS) of every gunicorn worker right after the intake run.
 
 Both servers use ``infra/gunicorn.conf.py`` (workers, gthread, threads, keep-alive, worker
-recycling, access log); the bare one loads that file too, minus its ``on_starting`` hook,
-which builds Portal's app. Rate limits are off; the key pair is generated for the run.
+recycling, access log, libraries imported in the master); the bare one loads that file too,
+minus its ``on_starting``, ``on_reload`` and ``post_fork`` hooks, which build Portal's app. Rate
+limits are off; the key pair is generated for the run.
 """
 
 from __future__ import annotations
@@ -107,12 +108,12 @@ def intake():
 '''
 
 BARE_CONF = '''\
-"""Everything infra/gunicorn.conf.py sets, except the hook that builds Portal's app."""
+"""Everything infra/gunicorn.conf.py sets, except the hooks that build Portal's app."""
 
 import runpy
 
 globals().update({{name: value for name, value in runpy.run_path({conf!r}).items()
-                   if name != "on_starting" and not name.startswith("__")}})
+                   if name not in {{"on_starting", "on_reload", "post_fork"}} and not name.startswith("__")}})
 '''
 
 LUA = """\
@@ -196,7 +197,10 @@ class Server:
 def start_gunicorn(name: str, folder: Path, conf: Path, target: str, cwd: Path,
                    env: dict[str, str], ready_path: str, workers: int) -> Server:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PORTAL_", "GUNICORN_"))} | env
+    # PYTHONDONTWRITEBYTECODE is dropped: an installed package (as in infra/Containerfile) has
+    # its bytecode compiled, so a worker that max_requests starts does not compile the sources.
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PORTAL_", "GUNICORN_")) and k != "PYTHONDONTWRITEBYTECODE"} | env
     env.update({"GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_WORKERS": str(workers)})
     stdout, stderr = folder / f"{name}.out", folder / f"{name}.err"
     # Files, not pipes: a full pipe would block gunicorn, and files need no reader.
