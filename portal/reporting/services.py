@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +36,16 @@ class SealingKey:
             self._key = public_key(read_public(self.path.parent))
             self._stamp = stamp
         return self._key
+
+
+_SQLITE_WRITER = threading.Lock()
+
+
+def _one_writer_at_a_time():
+    """On SQLite, the threads of one process take turns at the write transaction here: a
+    thread waiting on this lock wakes the moment it is free, whereas one waiting on SQLite's
+    own lock sleeps in steps of up to 100 ms. Other processes still meet at SQLite's lock."""
+    return _SQLITE_WRITER if db.engine.dialect.name == "sqlite" else contextlib.nullcontext()
 
 
 _INSERT_ENVELOPE = OutboxEnvelope.__table__.insert()
@@ -77,7 +89,7 @@ def accept_report(report: NewReport, sealing_key: SealingKey, receipt_key: bytes
     # Two plain INSERTs in one transaction, everything computed beforehand: the database's
     # write lock, which every worker waits for, is held only for them and the durable commit,
     # which is done when the block ends (or nothing is stored, if anything fails).
-    with db.engine.begin() as connection:
+    with _one_writer_at_a_time(), db.engine.begin() as connection:
         connection.execute(_INSERT_ENVELOPE, {"id": envelope_id, "body": body, "created_at": now,
                                               "next_attempt_at": now})
         connection.execute(_INSERT_RECEIPT, {"receipt_hash": digest, "status": RECEIVED,
