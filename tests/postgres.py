@@ -4,31 +4,18 @@ from __future__ import annotations
 
 import os
 import pwd
-import random
 import shutil
-import socket
 import subprocess
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
+from tests.ports import free_port
+
 
 def find_bin() -> Path | None:
     found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
     return found[-1].parent if found else None
-
-
-def free_port() -> int:
-    # Below 32768, so it never collides with the client ports the kernel hands out.
-    for _ in range(50):
-        port = random.randint(20000, 32000)  # noqa: S311 - not for security
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port")
 
 
 @contextmanager

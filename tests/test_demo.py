@@ -14,7 +14,7 @@ import urllib.parse
 import urllib.request
 
 from tests.conftest import database_env, portal_cli
-from tests.postgres import free_port
+from tests.ports import free_port
 
 
 def test_demo_serves_the_portal_forwards_and_imports(tmp_path):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import email
 import email.policy
 import re
-import socket
 from pathlib import Path
 
 import pytest
@@ -20,17 +19,11 @@ from portal.assessment.notices import (
 from portal.mail import MailError, MemoryMailer, Message, SmtpMailer, make_mailer
 from portal.paths import TRANSLATIONS
 from portal.statuses import ALL
+from tests.ports import free_port
 
 SENDER = "notices@team.example"
 PASSWORD = "s3cret-Pa55word"
 URL_RE = re.compile(r"(?i)(hxxps?|https?|ftp)://|www\.|\[\.\]|\.example\b")
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on (bound, then closed again)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def a_notice(renotice: bool = False, url: str = "https://files.host.example/a/b.jpg") -> tuple[str, str]:

@@ -25,6 +25,7 @@ import urllib.request
 from pathlib import Path
 
 from tests.conftest import ROOT, need
+from tests.ports import free_ports
 
 INFRA = ROOT / "infra"
 NGINX_CONF = INFRA / "nginx" / "portal.conf"
@@ -176,22 +177,7 @@ def test_nginx_config_is_valid(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- gunicorn
 
 
-def free_ports(count: int) -> list[int]:
-    """Distinct ports free on loopback, below the Linux ephemeral range (32768+) so that outgoing
-    connections of other processes cannot take them before they are bound."""
-    # Start at a place that differs per process, so parallel test workers do not collide.
-    first, found = os.getpid() % 12768, []
-    for step in range(400):
-        port = 20000 + (first + step * 61) % 12768
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        found.append(port)
-        if len(found) == count:
-            return found
-    raise AssertionError("no free ports found between 20000 and 32767")
+
 
 
 def ipv6_loopback() -> bool:

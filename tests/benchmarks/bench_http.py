@@ -30,7 +30,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -45,6 +44,10 @@ from pathlib import Path
 from portal.forwarding.keyring import generate
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from tests.ports import free_port  # noqa: E402
+
 GUNICORN_CONF = ROOT / "infra" / "gunicorn.conf.py"
 TARGET_RATIO = 0.6
 REPORT_PATH = "/demo/en/report"
@@ -125,21 +128,6 @@ wrk.headers["Cookie"] = [==[{cookie}]==]
 
 
 # ---------------------------------------------------------------- servers
-
-
-def free_port() -> int:
-    """A port free on loopback below the ephemeral range (32768+), so no outgoing connection of
-    another process takes it before gunicorn binds it."""
-    first = os.getpid() % 12000
-    for step in range(600):
-        port = 20000 + (first + step * 37) % 12000
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise SystemExit("no free port below 32768 on 127.0.0.1")
 
 
 def opener() -> urllib.request.OpenerDirector:
