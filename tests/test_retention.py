@@ -186,3 +186,18 @@ def test_purge_and_refresh_commands(instance):
     with app.app_context():
         assert set(db.session.scalars(select(Report.status))) == {"received"}
         assert db.session.scalar(select(func.count()).select_from(PeriodFigures)) > 0
+
+
+def test_closing_time_is_set_on_closure_and_cleared_on_reopening(data):
+    from portal.assessment.services import set_status
+
+    report = db.session.get(Report, 1)
+    set_status(report, "in_assessment")
+    assert report.closed_at is None
+    set_status(report, "no_action")
+    first = report.closed_at
+    assert first is not None
+    set_status(report, "closed")
+    assert report.closed_at is not None and report.closed_at >= first
+    set_status(report, "in_assessment")  # reopened: contact retention starts again at closure
+    assert report.closed_at is None

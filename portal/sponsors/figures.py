@@ -57,11 +57,17 @@ def _decode(portal: str | None, period: Period, row: PeriodFigures) -> Figures:
     return Figures(portal=portal or "", period=period, as_of=row.computed_at, **values)
 
 
+def _row(portal: str | None, period: Period) -> PeriodFigures | None:
+    """The stored row of this portal (or all portals) and period, whatever its time zone."""
+    return db.session.scalar(select(PeriodFigures).where(PeriodFigures.portal == (portal or ""),
+                                                         PeriodFigures.period == period.key))
+
+
 def _stored(portal: str | None, period: Period) -> PeriodFigures | None:
+    """Stored figures usable for this period: same kind of period, same time zone."""
     if period.kind not in STORED_KINDS:
         return None
-    row = db.session.scalar(select(PeriodFigures).where(PeriodFigures.portal == (portal or ""),
-                                                        PeriodFigures.period == period.key))
+    row = _row(portal, period)
     return row if row is not None and row.tz == period.tz else None
 
 
@@ -127,10 +133,10 @@ class Figuring:
 
     # -- storing ---------------------------------------------------------------------------
 
-    def _store(self, portal: str | None, period: Period, final: bool) -> None:
+    def _store(self, portal: str | None, period: Period, row: PeriodFigures | None,
+               final: bool) -> None:
+        """Compute the period's figures into ``row`` (its stored row, or None for a new one)."""
         figures = compute(portal, period, with_trend=False, **self.targets)
-        row = db.session.scalar(select(PeriodFigures).where(
-            PeriodFigures.portal == (portal or ""), PeriodFigures.period == period.key))
         if row is None:
             row = PeriodFigures(portal=portal or "", period=period.key)
             db.session.add(row)
@@ -151,11 +157,10 @@ class Figuring:
             start, end = period.bounds()
             if start < self.horizon or end > self.now:
                 continue
-            row = db.session.scalar(select(PeriodFigures).where(
-                PeriodFigures.portal == (portal or ""), PeriodFigures.period == period.key))
+            row = _row(portal, period)
             if row is not None and (row.final or (row.tz == tz and end <= settled_before)):
                 continue
-            self._store(portal, period, final=False)
+            self._store(portal, period, row, final=False)
             stored += 1
         return stored
 
@@ -163,19 +168,18 @@ class Figuring:
         """Store, for good, every month, quarter and year that holds any instant from
         ``first`` to ``until`` (the reports about to be deleted), unless already final."""
         stored = 0
-        for period in _periods(first, until, tz, include_running=True):
-            row = db.session.scalar(select(PeriodFigures).where(
-                PeriodFigures.portal == (portal or ""), PeriodFigures.period == period.key))
+        for period in _periods(first, until, tz):
+            row = _row(portal, period)
             if row is not None and row.final:
                 continue
-            self._store(portal, period, final=True)
+            self._store(portal, period, row, final=True)
             stored += 1
         return stored
 
 
-def _periods(first: datetime, until: datetime, tz: str, include_running: bool = False) -> list[Period]:
+def _periods(first: datetime, until: datetime, tz: str) -> list[Period]:
     """Every month, quarter and year (in ``tz``) from the one holding ``first`` to the one
-    holding ``until`` (that last one only with ``include_running``)."""
+    holding ``until``."""
     zone = ZoneInfo(tz)
     first_day = first.astimezone(zone).date()
     last_day = until.astimezone(zone).date()
@@ -190,6 +194,4 @@ def _periods(first: datetime, until: datetime, tz: str, include_running: bool = 
         quarter = _add_months(quarter, 3)
     for year in range(first_day.year, last_day.year + 1):
         found.append(Period("year", date(year, 1, 1), date(year + 1, 1, 1), tz))
-    if not include_running:
-        found = [period for period in found if period.bounds()[1] <= until]
     return found
