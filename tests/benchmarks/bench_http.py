@@ -266,6 +266,18 @@ def warm_up(url: str, args: argparse.Namespace, script: Path | None = None) -> N
         time.sleep(1)  # requests still in flight when the warm-up ended finish first
 
 
+def measure(server, path: str, args: argparse.Namespace, script: Path):
+    """The same sequence on both servers (already warmed up for the POST): wrk on the intake,
+    the workers' RSS and boot count, then a warm-up and wrk on the page GET, and the boot
+    count again."""
+    intake = wrk(server.base + path, args, args.duration, script)
+    rss = server.worker_rss_kib()
+    boots_after_intake = server.boots()
+    warm_up(server.base + path, args)
+    page = wrk(server.base + path, args, args.duration)
+    return intake, rss, boots_after_intake, page, server.boots()
+
+
 # ---------------------------------------------------------------- helpers
 
 
@@ -367,12 +379,8 @@ def main() -> None:
             warm_up(ours.base + REPORT_PATH, args, script)
             outbox_before = count_rows(database, "outbox")
             receipts_before = count_rows(database, "receipt_status")
-            ours_intake = wrk(ours.base + REPORT_PATH, args, args.duration, script)
-            ours_rss = ours.worker_rss_kib()
-            boots_after_intake = ours.boots()
-            warm_up(ours.base + REPORT_PATH, args)
-            ours_page = wrk(ours.base + REPORT_PATH, args, args.duration)
-            boots_after_page = ours.boots()
+            ours_intake, ours_rss, boots_after_intake, ours_page, boots_after_page = measure(
+                ours, REPORT_PATH, args, script)
         finally:
             ours_exit = ours.stop()
         # Counted once gunicorn has finished every request in flight.
@@ -406,12 +414,8 @@ def main() -> None:
                 raise SystemExit(f"a single bare POST answered {first}, not 200")
             warm_up(bare.base + BARE_PATH, args, script)
             bare_before = count_rows(bare_db, "reports")
-            bare_intake = wrk(bare.base + BARE_PATH, args, args.duration, script)
-            bare_rss = bare.worker_rss_kib()
-            bare_boots_after_intake = bare.boots()
-            warm_up(bare.base + BARE_PATH, args)
-            bare_page = wrk(bare.base + BARE_PATH, args, args.duration)
-            bare_boots_after_page = bare.boots()
+            bare_intake, bare_rss, bare_boots_after_intake, bare_page, bare_boots_after_page = \
+                measure(bare, BARE_PATH, args, script)
         finally:
             bare_exit = bare.stop()
         bare_rows = count_rows(bare_db, "reports") - bare_before
