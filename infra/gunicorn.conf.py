@@ -74,10 +74,13 @@ limit_request_field_size = 8190
 # The app itself trusts X-Forwarded-For/-Host only with PORTAL_PROXY_HOPS set to the number of proxies.
 forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "127.0.0.1")
 
-# Access log to stdout, for the service manager or container runtime to collect. The format has
-# no remote address (%(h)s), user agent (%(a)s), referer (%(f)s), request line (%(r)s) or query
-# string (%(q)s): %(U)s is the path alone. Fields: time, method, path, status, bytes, milliseconds.
-accesslog = "-"
+# The app writes one JSON access line per request to stderr (logger "portal.access": method,
+# route pattern, status, milliseconds), so Gunicorn's own access log is off by default: it
+# would repeat each line in another format, with the path instead of the route pattern, at a
+# cost on every request. GUNICORN_ACCESSLOG=- turns it on, to stdout. Its format has no remote
+# address (%(h)s), user agent (%(a)s), referer (%(f)s), request line (%(r)s) or query string
+# (%(q)s): %(U)s is the path alone. Fields: time, method, path, status, bytes, milliseconds.
+accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
 access_log_format = '%(t)s %(m)s %(U)s %(s)s %(B)s %(M)sms'
 
 # Gunicorn's own messages (start, stop, worker restarts, errors) to stderr.

@@ -306,6 +306,34 @@ def test_metrics_count_requests_by_route_and_reports_by_portal(client):
     assert "metric-marker" not in text and "MARKER" not in text and "127.0.0.1" not in text
 
 
+def test_access_line_reaches_other_handlers_as_a_record(client, capfd):
+    """With a handler of an operator's own on portal.access, the access line goes through
+    logging as a record with the same fields, and is still written as JSON to stderr."""
+    import json
+    import logging
+
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = logging.getLogger("portal.access")
+    logger.addHandler(handler)
+    try:
+        capfd.readouterr()
+        client.get("/demo/en/privacy")
+        client.open("/demo/en/privacy", method="BREW")
+    finally:
+        logger.removeHandler(handler)
+    fields = [record.fields for record in records]
+    assert {k: fields[0][k] for k in ("method", "route", "status")} \
+        == {"method": "GET", "route": "/<portal>/<lang>/privacy", "status": 200}
+    assert fields[1]["method"] == "other" and fields[1]["status"] == 405
+    lines = [json.loads(line) for line in capfd.readouterr().err.splitlines() if line.startswith("{")]
+    # A method the route does not allow matches no rule.
+    assert [entry["route"] for entry in lines if entry["logger"] == "portal.access"] == [
+        "/<portal>/<lang>/privacy", "-"]
+    assert set(lines[0]) == {"ts", "level", "logger", "msg", "method", "route", "status", "ms"}
+
+
 def test_logs_are_json_without_addresses_or_urls(client, capfd):
     import json
 

@@ -216,6 +216,16 @@ def wait_until_healthy(base: str, server: subprocess.Popen, stderr: Path, second
     raise AssertionError(f"/healthz did not answer 200 within {seconds:.0f} s:\n{stderr.read_text()}")
 
 
+def test_gunicorn_access_log_is_off_unless_asked_for(monkeypatch) -> None:
+    """The app's JSON line is the access log; gunicorn's own repeats it only on request."""
+    import runpy
+
+    monkeypatch.delenv("GUNICORN_ACCESSLOG", raising=False)
+    assert runpy.run_path(str(GUNICORN_CONF))["accesslog"] is None
+    monkeypatch.setenv("GUNICORN_ACCESSLOG", "-")
+    assert runpy.run_path(str(GUNICORN_CONF))["accesslog"] == "-"
+
+
 def test_gunicorn_serves_and_logs_no_reporter_data(instance: Path, tmp_path: Path) -> None:
     need(importlib.util.find_spec("gunicorn") is not None, "gunicorn is not installed")
     (port,) = free_ports(1)
@@ -226,6 +236,7 @@ def test_gunicorn_serves_and_logs_no_reporter_data(instance: Path, tmp_path: Pat
         "PORTAL_RATELIMIT_ENABLED": "false",
         "GUNICORN_BIND": f"127.0.0.1:{port}",
         "GUNICORN_WORKERS": "2",
+        "GUNICORN_ACCESSLOG": "-",  # off by default; on here so that its format is checked too
     })
     stdout, stderr = tmp_path / "gunicorn.out", tmp_path / "gunicorn.err"
     base = f"http://127.0.0.1:{port}"
@@ -254,6 +265,11 @@ def test_gunicorn_serves_and_logs_no_reporter_data(instance: Path, tmp_path: Pat
     report_lines = [line for line in access.splitlines() if "/demo/en/report" in line]
     assert report_lines, access
     assert re.search(r"\b200\b", report_lines[0]), report_lines[0]
+    # The app's own JSON access line, on stderr, names the route pattern, not the path.
+    app_lines = [json.loads(line) for line in errors.splitlines() if line.startswith("{")]
+    assert [(entry["route"], entry["status"]) for entry in app_lines
+            if entry["logger"] == "portal.access" and entry["route"].endswith("/report")] \
+        == [("/<portal>/<lang>/report", 200)], errors
     for what, marker in MARKERS.items():
         assert marker not in access + errors, f"the {what} was logged"
     # The client address; stderr legitimately says "Listening at: http://127.0.0.1:<port>".

@@ -1,6 +1,10 @@
+import itertools
+import random
+
+import idna
 import pytest
 
-from portal.reporting.urls import normalise, parse_urls
+from portal.reporting.urls import PLAIN_HOST_RE, normalise, parse_urls
 
 
 @pytest.mark.parametrize(
@@ -72,3 +76,23 @@ def test_parse_reports_each_bad_line_with_its_number():
     urls, problems = parse_urls("ok.example.test\njavascript:alert(1)\nhttp://10.0.0.1/")
     assert urls == ["http://ok.example.test/"]
     assert [(p.line, p.reason) for p in problems] == [(2, "scheme"), (3, "private")]
+
+
+def test_plain_host_shortcut_matches_idna():
+    """Every host the shortcut lets past IDNA is one IDNA accepts and returns unchanged: all
+    strings of up to 5 characters from an alphabet that makes hyphen and punycode cases, random
+    longer ones, and the length limits."""
+    alphabet = "ax-n.0"
+    hosts = {"".join(chars) for n in range(1, 6) for chars in itertools.product(alphabet, repeat=n)}
+    generator = random.Random(20261123)  # noqa: S311 - test data, not secrets
+    hosts |= {"".join(generator.choice(alphabet) for _ in range(generator.randint(6, 12)))
+              for _ in range(20000)}
+    hosts |= {"a" * 63 + ".test", "a" * 64 + ".test", ".".join(["a" * 63] * 4),
+              "x" * 249 + ".test", "x" * 250 + ".test", "ab--cd.test", "xn--bcher-kva.test"}
+    shortcut = [host for host in hosts if PLAIN_HOST_RE.match(host)]
+    assert 1000 < len(shortcut) < len(hosts)
+    for host in shortcut:
+        assert idna.encode(host, uts46=True).decode("ascii") == host, host
+    for host in ("ab--cd.test", "xn--bcher-kva.test", "a" * 64 + ".test", "x" * 250 + ".test",
+                 "-a.test", "a-.test", "a..test", "A.test", "a_b.test"):
+        assert not PLAIN_HOST_RE.match(host), host

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import os
 import threading
 import uuid
 from dataclasses import dataclass
@@ -38,14 +40,50 @@ class SealingKey:
         return self._key
 
 
-_SQLITE_WRITER = threading.Lock()
+class _SqliteWriters:
+    """On SQLite, intake's write transactions take turns here, first among the threads of this
+    process, then among the processes using the same database file (an ``flock`` on a file
+    beside it). A writer waiting here wakes the moment the one before it is done, whereas one
+    waiting on SQLite's own lock sleeps in steps of up to 100 ms, and with it every thread of
+    its worker queued behind it. Other writers (the forwarder, the back office) still meet at
+    SQLite's lock as before."""
+
+    def __init__(self) -> None:
+        self._threads = threading.Lock()
+        self._files: dict[str, tuple[int, int]] = {}  # database -> (pid, descriptor)
+
+    def _descriptor(self, database: str) -> int:
+        # Opened by each process itself: a descriptor inherited across fork shares its lock.
+        pid = os.getpid()
+        known = self._files.get(database)
+        if known is None or known[0] != pid:
+            descriptor = os.open(f"{database}-writer.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
+                                 0o600)
+            self._files[database] = known = (pid, descriptor)
+        return known[1]
+
+    @contextlib.contextmanager
+    def turn(self, database: str | None):
+        with self._threads:
+            if not database or database == ":memory:" or database.startswith("file:"):
+                yield
+                return
+            descriptor = self._descriptor(database)
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(descriptor, fcntl.LOCK_UN)
+
+
+_SQLITE_WRITERS = _SqliteWriters()
 
 
 def _one_writer_at_a_time():
-    """On SQLite, the threads of one process take turns at the write transaction here: a
-    thread waiting on this lock wakes the moment it is free, whereas one waiting on SQLite's
-    own lock sleeps in steps of up to 100 ms. Other processes still meet at SQLite's lock."""
-    return _SQLITE_WRITER if db.engine.dialect.name == "sqlite" else contextlib.nullcontext()
+    engine = db.engine
+    if engine.dialect.name != "sqlite":
+        return contextlib.nullcontext()
+    return _SQLITE_WRITERS.turn(engine.url.database)
 
 
 _INSERT_ENVELOPE = OutboxEnvelope.__table__.insert()
