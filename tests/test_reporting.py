@@ -346,3 +346,32 @@ def test_logs_are_json_without_addresses_or_urls(client, capfd):
     joined = " ".join(json.dumps(entry) for entry in lines)
     for secret in ("QUERYMARK", "UA-MARKER", "192.0.2.99"):
         assert secret not in joined
+
+
+def test_sqlite_intake_takes_its_turn_after_another_process(app, client):
+    """On SQLite, intake writes wait for a writer holding the lock file beside the database,
+    as another gunicorn worker would, and go on the moment it lets go."""
+    import fcntl
+    import os
+    import threading
+
+    if db.engine.dialect.name != "sqlite":
+        pytest.skip("the writer lock file is SQLite's")
+    other = os.open(f"{db.engine.url.database}-writer.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    answers = []
+    try:
+        fcntl.flock(other, fcntl.LOCK_EX)
+        token = csrf_token(client, "/demo/en/report")
+        writer = threading.Thread(target=lambda: answers.append(submit_report(client, csrf_token=token)))
+        writer.start()
+        writer.join(0.5)
+        assert writer.is_alive() and not answers
+        with app.app_context():
+            assert db.session.scalar(select(db.func.count()).select_from(OutboxEnvelope)) == 0
+    finally:
+        fcntl.flock(other, fcntl.LOCK_UN)
+        os.close(other)
+    writer.join(10)
+    assert [answer.status_code for answer in answers] == [200]
+    with app.app_context():
+        assert db.session.scalar(select(db.func.count()).select_from(OutboxEnvelope)) == 1
