@@ -1,6 +1,6 @@
 """HTTP throughput and latency under gunicorn, measured with wrk, against bare Flask baselines.
 
-    python tests/benchmarks/bench_http.py [--duration 10s] [--workers 2]
+    python tests/benchmarks/bench_http.py [--duration 10s] [--rounds 3] [--workers 2] [--keep-alive]
 
 Needs Debian's ``wrk`` (``apt-get install -y wrk``). Everything runs on 127.0.0.1 in one run:
 
@@ -13,10 +13,20 @@ Needs Debian's ``wrk`` (``apt-get install -y wrk``). Everything runs on 127.0.0.
    synchronous=FULL), served by gunicorn with the same settings; the same wrk command.
 3. The report page GET against a bare endpoint rendering a static Jinja template of the same
    size as our page.
-4. The resident set size (VmRSS) of every gunicorn worker right after the intake run.
+4. The resident set size (VmRSS) of every gunicorn worker right after the intake runs.
+
+Both servers run at the same time and take turns: each round runs wrk once against each (in
+alternating order), so that a change in the machine's load during the run touches both sides
+alike; the ratio given is the median of the rounds' ratios, and every round is printed.
+
+Each request comes on a new connection (``Connection: close``), as nginx sends them with
+``infra/nginx/portal.conf`` (no upstream keep-alive). With wrk's 8 connections kept alive
+instead (``--keep-alive``), each stays with whichever worker accepted it, and in about one run
+of three one worker held all 8 while the other idled, halving that run's figure: the share
+of CPU time each worker used is printed for every run, so such a run can be seen.
 
 Both servers use ``infra/gunicorn.conf.py`` (workers, gthread, threads, keep-alive, worker
-recycling, access log, libraries imported in the master); the bare one loads that file too,
+recycling, logging, libraries imported in the master); the bare one loads that file too,
 minus its ``on_starting``, ``on_reload`` and ``post_fork`` hooks, which build Portal's app. Rate
 limits are off; the key pair is generated for the run.
 """
@@ -31,6 +41,7 @@ import secrets
 import shutil
 import signal
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -159,6 +170,17 @@ class Server:
                 found.append(int(entry.name))
         return sorted(found)
 
+    def cpu_ticks(self) -> dict[int, int]:
+        """User + system CPU time of each worker, in clock ticks."""
+        ticks = {}
+        for pid in self.workers():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            ticks[pid] = int(fields[11]) + int(fields[12])
+        return ticks
+
     def worker_rss_kib(self) -> dict[int, int]:
         rss = {}
         for pid in self.workers():
@@ -225,6 +247,10 @@ class WrkResult:
     p99_ms: float
     non_2xx: int
     socket_errors: int
+    cpu_shares: tuple[float, ...] = ()  # each worker's share of the workers' CPU time
+
+    def shares(self) -> str:
+        return "/".join(f"{share:.0%}" for share in self.cpu_shares) or "-"
 
 
 UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
@@ -250,14 +276,23 @@ def parse_wrk(output: str) -> WrkResult:
     )
 
 
-def wrk(url: str, args: argparse.Namespace, duration: str, script: Path | None = None) -> WrkResult:
+def wrk(url: str, args: argparse.Namespace, duration: str, script: Path | None = None,
+        server: Server | None = None) -> WrkResult:
     command = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{duration}", "--latency"]
+    if not args.keep_alive:
+        command += ["-H", "Connection: close"]
     if script is not None:
         command += ["-s", str(script)]
+    before = server.cpu_ticks() if server else {}
     done = subprocess.run([*command, url], capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-    return parse_wrk(done.stdout)
+    result = parse_wrk(done.stdout)
+    if server:
+        used = [ticks - before[pid] for pid, ticks in server.cpu_ticks().items() if pid in before]
+        if sum(used) > 0:
+            result.cpu_shares = tuple(sorted((n / sum(used) for n in used), reverse=True))
+    return result
 
 
 def warm_up(url: str, args: argparse.Namespace, script: Path | None = None) -> None:
@@ -266,16 +301,25 @@ def warm_up(url: str, args: argparse.Namespace, script: Path | None = None) -> N
         time.sleep(1)  # requests still in flight when the warm-up ended finish first
 
 
-def measure(server, path: str, args: argparse.Namespace, script: Path):
-    """The same sequence on both servers (already warmed up for the POST): wrk on the intake,
-    the workers' RSS and boot count, then a warm-up and wrk on the page GET, and the boot
-    count again."""
-    intake = wrk(server.base + path, args, args.duration, script)
-    rss = server.worker_rss_kib()
-    boots_after_intake = server.boots()
-    warm_up(server.base + path, args)
-    page = wrk(server.base + path, args, args.duration)
-    return intake, rss, boots_after_intake, page, server.boots()
+@dataclass
+class Side:
+    """One server under test: its URL path, and the results of its runs."""
+
+    server: Server
+    path: str
+    intake: list[WrkResult]
+    page: list[WrkResult]
+
+
+def rounds(sides: list[Side], kind: str, args: argparse.Namespace, script: Path | None) -> None:
+    """``args.rounds`` rounds of one wrk run on each side, the order alternating."""
+    for number in range(args.rounds):
+        order = sides if number % 2 == 0 else sides[::-1]
+        for side in order:
+            result = wrk(side.server.base + side.path, args, args.duration, script, side.server)
+            getattr(side, kind).append(result)
+            print(f"  round {number + 1} {kind:6} {side.server.name:4} {result.rps:9.1f} req/s "
+                  f"p99 {result.p99_ms:7.2f} ms  worker CPU {result.shares()}", flush=True)
 
 
 # ---------------------------------------------------------------- helpers
@@ -340,14 +384,38 @@ def mib(kib: int) -> str:
 # ---------------------------------------------------------------- main
 
 
+def start_bare(base: Path, page_size: int, workers: int) -> tuple[Server, Path]:
+    bare_dir = base / "bare"
+    (bare_dir / "templates").mkdir(parents=True)
+    bare_db = bare_dir / "bare.db"
+    (bare_dir / "bare_app.py").write_text(BARE_APP.format(database=str(bare_db)))
+    (bare_dir / "templates" / "page.html").write_text(static_template(page_size))
+    bare_conf = bare_dir / "gunicorn_bare.conf.py"
+    bare_conf.write_text(BARE_CONF.format(conf=str(GUNICORN_CONF)))
+    # The table exists before any worker starts, so workers never race to create it.
+    create = ("import bare_app\n"
+              "bare_app.metadata.create_all(bare_app.engine)\n"
+              "with bare_app.engine.connect() as c:\n"
+              "    print(c.exec_driver_sql('PRAGMA journal_mode').scalar())\n")
+    mode = subprocess.run([sys.executable, "-c", create], cwd=bare_dir, capture_output=True,
+                          text=True, check=True).stdout.strip()
+    assert mode == "wal", mode
+    return start_gunicorn("bare", base, bare_conf, "bare_app:app", bare_dir, {}, BARE_PATH,
+                          workers), bare_db
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", default="10s", help="wrk duration of each run (default 10s)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="runs per server and endpoint, taking turns (default 3)")
     parser.add_argument("--warmup", type=int, default=2,
-                        help="seconds of wrk warm-up before each run, 0 for none (default 2)")
+                        help="seconds of wrk warm-up before each series, 0 for none (default 2)")
     parser.add_argument("--workers", type=int, default=2, help="GUNICORN_WORKERS (default 2)")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
     parser.add_argument("--connections", type=int, default=8, help="wrk connections (default 8)")
+    parser.add_argument("--keep-alive", action="store_true",
+                        help="keep wrk's connections open instead of one per request")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install -y wrk")
@@ -361,103 +429,94 @@ def main() -> None:
             "PORTAL_SECRET_KEY": secrets.token_urlsafe(48),
             "PORTAL_RATELIMIT_ENABLED": "false",
         }
-
-        # ---- ours: intake, memory, then the page
+        connections = "(kept alive)" if args.keep_alive else '-H "Connection: close"'
         print(f"wrk -t{args.threads} -c{args.connections} -d{args.duration} --latency "
-              f"(warm-up {args.warmup}s each); gunicorn {GUNICORN_CONF.relative_to(ROOT)}, "
-              f"GUNICORN_WORKERS={args.workers}", flush=True)
+              f"{connections}, "
+              f"{args.rounds} rounds, warm-up {args.warmup}s; gunicorn "
+              f"{GUNICORN_CONF.relative_to(ROOT)}, GUNICORN_WORKERS={args.workers}", flush=True)
         ours = start_gunicorn("ours", base, GUNICORN_CONF, "wsgi:app", ROOT, ours_env,
                               "/healthz", args.workers)
+        bare = None
         try:
             cookie, token, page_size = session_and_token(ours.base)
             body = urllib.parse.urlencode({**FORM, "csrf_token": token})
             script = lua_script(base / "intake.lua", body, cookie)
-            first = post_once(ours.base + REPORT_PATH, body, cookie)
-            if first != 200:
-                raise SystemExit(f"a single report POST answered {first}, not 200")
+            bare, bare_db = start_bare(base, page_size, args.workers)
+            with opener().open(bare.base + BARE_PATH, timeout=10) as response:
+                bare_page_size = len(response.read())
+            sides = [Side(ours, REPORT_PATH, [], []), Side(bare, BARE_PATH, [], [])]
+            for side in sides:
+                first = post_once(side.server.base + side.path, body, cookie)
+                if first != 200:
+                    raise SystemExit(f"{side.server.name}: a single POST answered {first}, not 200")
+                warm_up(side.server.base + side.path, args, script)
             database = instance / "portal.db"
-            warm_up(ours.base + REPORT_PATH, args, script)
             outbox_before = count_rows(database, "outbox")
             receipts_before = count_rows(database, "receipt_status")
-            ours_intake, ours_rss, boots_after_intake, ours_page, boots_after_page = measure(
-                ours, REPORT_PATH, args, script)
+            bare_before = count_rows(bare_db, "reports")
+            boots = {side.server.name: [side.server.workers_booted_at_start] for side in sides}
+            rounds(sides, "intake", args, script)
+            rss = {side.server.name: side.server.worker_rss_kib() for side in sides}
+            for side in sides:
+                boots[side.server.name].append(side.server.boots())
+                warm_up(side.server.base + side.path, args)
+            rounds(sides, "page", args, None)
+            for side in sides:
+                boots[side.server.name].append(side.server.boots())
         finally:
-            ours_exit = ours.stop()
+            exits = {server.name: server.stop() for server in (ours, bare) if server}
         # Counted once gunicorn has finished every request in flight.
         outbox_rows = count_rows(database, "outbox") - outbox_before
         receipt_rows = count_rows(database, "receipt_status") - receipts_before
-        print(f"ours: stopped (exit {ours_exit})", flush=True)
-
-        # ---- bare: same wrk commands against a tiny Flask app
-        bare_dir = base / "bare"
-        (bare_dir / "templates").mkdir(parents=True)
-        bare_db = bare_dir / "bare.db"
-        (bare_dir / "bare_app.py").write_text(BARE_APP.format(database=str(bare_db)))
-        (bare_dir / "templates" / "page.html").write_text(static_template(page_size))
-        bare_conf = bare_dir / "gunicorn_bare.conf.py"
-        bare_conf.write_text(BARE_CONF.format(conf=str(GUNICORN_CONF)))
-        # The table exists before any worker starts, so workers never race to create it.
-        create = ("import bare_app\n"
-                  "bare_app.metadata.create_all(bare_app.engine)\n"
-                  "with bare_app.engine.connect() as c:\n"
-                  "    print(c.exec_driver_sql('PRAGMA journal_mode').scalar())\n")
-        mode = subprocess.run([sys.executable, "-c", create], cwd=bare_dir, capture_output=True,
-                              text=True, check=True).stdout.strip()
-        assert mode == "wal", mode
-        bare = start_gunicorn("bare", base, bare_conf, "bare_app:app", bare_dir, {}, BARE_PATH,
-                              args.workers)
-        try:
-            with opener().open(bare.base + BARE_PATH, timeout=10) as response:
-                bare_page_size = len(response.read())
-            first = post_once(bare.base + BARE_PATH, body, cookie)
-            if first != 200:
-                raise SystemExit(f"a single bare POST answered {first}, not 200")
-            warm_up(bare.base + BARE_PATH, args, script)
-            bare_before = count_rows(bare_db, "reports")
-            bare_intake, bare_rss, bare_boots_after_intake, bare_page, bare_boots_after_page = \
-                measure(bare, BARE_PATH, args, script)
-        finally:
-            bare_exit = bare.stop()
         bare_rows = count_rows(bare_db, "reports") - bare_before
-        print(f"bare: stopped (exit {bare_exit})", flush=True)
+        print(f"stopped: {exits}", flush=True)
 
     # ---- the table
-    def row(name: str, a: WrkResult, b: WrkResult) -> None:
-        ratio = a.rps / b.rps
-        print(f"{name:22} {a.rps:10.1f} {a.p99_ms:9.2f} {b.rps:10.1f} {b.p99_ms:9.2f} "
-              f"{ratio:7.2f}  {'met' if ratio >= TARGET_RATIO else 'NOT met'}")
+    ours_side, bare_side = sides
+
+    def row(name: str, ours_runs: list[WrkResult], bare_runs: list[WrkResult]) -> bool:
+        ratios = [a.rps / b.rps for a, b in zip(ours_runs, bare_runs, strict=True)]
+        ratio = statistics.median(ratios)
+        print(f"{name:22} {statistics.median(a.rps for a in ours_runs):10.1f} "
+              f"{statistics.median(a.p99_ms for a in ours_runs):9.2f} "
+              f"{statistics.median(b.rps for b in bare_runs):10.1f} "
+              f"{statistics.median(b.p99_ms for b in bare_runs):9.2f} {ratio:7.2f}  "
+              f"{'met' if ratio >= TARGET_RATIO else 'NOT met'}  "
+              f"(rounds: {', '.join(f'{r:.2f}' for r in ratios)})")
+        return ratio >= TARGET_RATIO
 
     print()
+    print(f"medians of {args.rounds} rounds; ratio = median of the rounds' ours/bare")
     print(f"{'':22} {'ours req/s':>10} {'p99 ms':>9} {'bare req/s':>10} {'p99 ms':>9} "
           f"{'ratio':>7}  target >= {TARGET_RATIO}")
-    row("report intake (POST)", ours_intake, bare_intake)
-    row("report page (GET)", ours_page, bare_page)
+    row("report intake (POST)", ours_side.intake, bare_side.intake)
+    row("report page (GET)", ours_side.page, bare_side.page)
     print()
+    ours_requests = sum(r.requests for r in ours_side.intake)
+    bare_requests = sum(r.requests for r in bare_side.intake)
+    slack = args.connections * args.rounds
     print(f"page size: ours {page_size} B, bare template {bare_page_size} B")
-    print(f"intake, ours: wrk requests {ours_intake.requests}, non-2xx {ours_intake.non_2xx}, "
-          f"socket errors {ours_intake.socket_errors}; page GET non-2xx {ours_page.non_2xx}")
-    print(f"intake, ours: rows added during the run: outbox {outbox_rows}, receipt_status "
-          f"{receipt_rows} (wrk counts no request still in flight when it stops: at most "
-          f"{args.connections} more)")
-    print(f"intake, bare: wrk requests {bare_intake.requests}, non-2xx {bare_intake.non_2xx}, "
-          f"socket errors {bare_intake.socket_errors}, rows {bare_rows}; "
-          f"page GET non-2xx {bare_page.non_2xx}")
-    rss_ours = ", ".join(f"pid {pid} {mib(kib)}" for pid, kib in ours_rss.items())
-    rss_bare = ", ".join(f"pid {pid} {mib(kib)}" for pid, kib in bare_rss.items())
-    print(f"worker RSS after intake (MiB): ours {rss_ours} (total {mib(sum(ours_rss.values()))}); "
-          f"bare {rss_bare} (total {mib(sum(bare_rss.values()))})")
-    print(f"worker recycling (max_requests) during intake / page runs: ours "
-          f"{boots_after_intake - ours.workers_booted_at_start} / "
-          f"{boots_after_page - boots_after_intake}, bare "
-          f"{bare_boots_after_intake - bare.workers_booted_at_start} / "
-          f"{bare_boots_after_page - bare_boots_after_intake} new workers")
+    print(f"intake, ours: wrk requests {ours_requests}, non-2xx "
+          f"{sum(r.non_2xx for r in ours_side.intake)}, socket errors "
+          f"{sum(r.socket_errors for r in ours_side.intake)}; rows added: outbox {outbox_rows}, "
+          f"receipt_status {receipt_rows} (wrk counts no request still in flight when it "
+          f"stops: at most {slack} more)")
+    print(f"intake, bare: wrk requests {bare_requests}, non-2xx "
+          f"{sum(r.non_2xx for r in bare_side.intake)}, socket errors "
+          f"{sum(r.socket_errors for r in bare_side.intake)}, rows {bare_rows}")
+    for name, kib in rss.items():
+        print(f"worker RSS after intake (MiB), {name}: "
+              + ", ".join(f"pid {pid} {mib(k)}" for pid, k in kib.items())
+              + f" (total {mib(sum(kib.values()))})")
+    for name, (start, after_intake, after_page) in boots.items():
+        print(f"worker recycling (max_requests), {name}: {after_intake - start} new workers "
+              f"during intake, {after_page - after_intake} during the page runs")
     problems = []
-    if ours_intake.non_2xx or bare_intake.non_2xx or ours_page.non_2xx or bare_page.non_2xx:
+    if any(r.non_2xx for side in sides for r in side.intake + side.page):
         problems.append("some responses were not 2xx/3xx")
-    if not (ours_intake.requests <= outbox_rows <= ours_intake.requests + args.connections
-            and receipt_rows == outbox_rows):
+    if not (ours_requests <= outbox_rows <= ours_requests + slack and receipt_rows == outbox_rows):
         problems.append("ours: stored rows do not match the requests")
-    if not bare_intake.requests <= bare_rows <= bare_intake.requests + args.connections:
+    if not bare_requests <= bare_rows <= bare_requests + slack:
         problems.append("bare: stored rows do not match the requests")
     if problems:
         raise SystemExit("; ".join(problems))
