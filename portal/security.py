@@ -12,8 +12,9 @@ from flask import Flask, Response, current_app, g, request, session
 from flask.sessions import SecureCookieSessionInterface
 from flask_limiter import Limiter
 from flask_wtf.csrf import CSRFProtect
-from itsdangerous import URLSafeTimedSerializer
+from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
 from werkzeug.middleware.proxy_fix import ProxyFix
+from wtforms.validators import ValidationError
 
 from portal.keys import derive_key
 from portal.settings import Settings
@@ -63,25 +64,47 @@ class PortalSessionInterface(SecureCookieSessionInterface):
 _CSRF_SERIALIZERS: dict[str | bytes, URLSafeTimedSerializer] = {}
 
 
+def _csrf_serializer(secret: str | bytes) -> URLSafeTimedSerializer:
+    """Flask-WTF's token serializer for ``secret``, built once instead of on every call, with
+    HMAC-SHA1 computed in OpenSSL (see PortalSessionInterface): the same tokens."""
+    serializer = _CSRF_SERIALIZERS.get(secret)
+    if serializer is None:
+        if len(_CSRF_SERIALIZERS) > 8:  # keys changed at run time (tests): forget old ones
+            _CSRF_SERIALIZERS.clear()
+        serializer = _CSRF_SERIALIZERS[secret] = URLSafeTimedSerializer(
+            secret, salt="wtf-csrf-token", signer_kwargs={"digest_method": hashlib.sha1})
+    return serializer
+
+
 def csrf_token() -> str:
     """This request's CSRF token: Flask-WTF's ``generate_csrf()`` (the same raw token in the
-    session, the same signed token cached on ``g`` and checked by its ``validate_csrf``), with
-    the signing serializer built once per key instead of on every call and HMAC-SHA1 computed
-    in OpenSSL (see PortalSessionInterface)."""
+    session, the same signed token cached on ``g`` and checked by ``check_csrf``)."""
     secret = current_app.config.get("WTF_CSRF_SECRET_KEY") or current_app.secret_key
     field = current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
     state = vars(g._get_current_object())
     if field not in state:
-        serializer = _CSRF_SERIALIZERS.get(secret)
-        if serializer is None:
-            if len(_CSRF_SERIALIZERS) > 8:  # keys changed at run time (tests): forget old ones
-                _CSRF_SERIALIZERS.clear()
-            serializer = _CSRF_SERIALIZERS[secret] = URLSafeTimedSerializer(
-                secret, salt="wtf-csrf-token", signer_kwargs={"digest_method": hashlib.sha1})
         if not isinstance(session.get(field), str):
             session[field] = secrets.token_hex(20)  # 160 random bits, as Flask-WTF's
-        state[field] = serializer.dumps(session[field])
+        state[field] = _csrf_serializer(secret).dumps(session[field])
     return state[field]
+
+
+def check_csrf(data: str | None, secret: str | bytes, time_limit: int | None,
+               field: str) -> None:
+    """Flask-WTF's ``validate_csrf()``, step for step and with its messages (a
+    ``wtforms.ValidationError``), on the serializer kept by ``_csrf_serializer``."""
+    if not data:
+        raise ValidationError("The CSRF token is missing.")
+    if field not in session:
+        raise ValidationError("The CSRF session token is missing.")
+    try:
+        token = _csrf_serializer(secret).loads(data, max_age=time_limit)
+    except SignatureExpired as exc:
+        raise ValidationError("The CSRF token has expired.") from exc
+    except BadData as exc:
+        raise ValidationError("The CSRF token is invalid.") from exc
+    if not hmac.compare_digest(session[field], token):
+        raise ValidationError("The CSRF tokens do not match.")
 
 
 @functools.lru_cache(maxsize=64)

@@ -18,7 +18,7 @@ from portal.i18n import compile_catalogues, wtforms_translations
 from portal.paths import TRANSLATIONS
 from portal.reporting.captcha import Widget
 from portal.reporting.pages import PageCache
-from portal.security import PortalSessionInterface, csrf_token
+from portal.security import PortalSessionInterface, check_csrf, csrf_token
 from tests.conftest import CSRF_RE, make_settings, receipt_of, submit_report
 
 LANGS = ("en", "fr", "es", "pt", "ar", "sw")
@@ -228,6 +228,50 @@ def test_csrf_token_is_flask_wtfs_token(app):
         session["csrf_token"] = "0123456789abcdef0123456789abcdef01234567"
         del g.csrf_token
         validate_csrf(csrf_token())
+
+
+def test_check_csrf_agrees_with_flask_wtf(app):
+    """check_csrf accepts and refuses exactly what Flask-WTF's validate_csrf does, with the
+    same message, whoever made the token."""
+    from itsdangerous import TimestampSigner, URLSafeTimedSerializer
+    from wtforms.validators import ValidationError
+
+    def outcome(check, data, time_limit=None):
+        try:
+            check(data, time_limit)
+        except ValidationError as exc:
+            return exc.args[0]
+        return "ok"
+
+    def flask_wtf(data, time_limit):
+        validate_csrf(data, time_limit=time_limit)
+
+    def ours(data, time_limit):
+        check_csrf(data, app.secret_key, time_limit, "csrf_token")
+
+    with app.test_request_context("/demo/en/report"):
+        app.preprocess_request()
+        good = csrf_token()
+        other_key = URLSafeTimedSerializer("another key", salt="wtf-csrf-token").dumps(
+            session["csrf_token"])
+        other_raw = URLSafeTimedSerializer(app.secret_key, salt="wtf-csrf-token").dumps("f" * 40)
+        class TwoHoursAgo(TimestampSigner):
+            def get_timestamp(self) -> int:
+                return int(time.time()) - 7200
+
+        expired = URLSafeTimedSerializer(app.secret_key, salt="wtf-csrf-token",
+                                         signer=TwoHoursAgo).dumps(session["csrf_token"])
+        cases = [(good, None), (generate_csrf(), None), ("", None), (None, None),
+                 (good[:-2], None), (other_key, None), (other_raw, None), (expired, 3600),
+                 (expired, None)]
+        results = [(outcome(flask_wtf, *case), outcome(ours, *case)) for case in cases]
+        assert all(a == b for a, b in results), results
+        assert [a for a, _ in results] == [
+            "ok", "ok", "The CSRF token is missing.", "The CSRF token is missing.",
+            "The CSRF token is invalid.", "The CSRF token is invalid.",
+            "The CSRF tokens do not match.", "The CSRF token has expired.", "ok"]
+        session.pop("csrf_token")
+        assert outcome(flask_wtf, good) == outcome(ours, good) == "The CSRF session token is missing."
 
 
 def test_session_cookies_are_flasks_own(app):
