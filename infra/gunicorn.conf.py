@@ -12,6 +12,7 @@ the query string from the few error-log lines in which Gunicorn itself would wri
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import logging
 import os
@@ -210,3 +211,13 @@ def post_fork(server, worker) -> None:
     so the worker skips the migrations (its own PORTAL_AUTO_MIGRATE=false)."""
     if _prepared:
         os.environ["PORTAL_AUTO_MIGRATE"] = "false"
+
+
+def post_worker_init(worker) -> None:
+    """Once the worker has built the app: everything it holds so far (libraries, app, themes,
+    catalogues) lives as long as the worker, so it is moved out of the garbage collector's
+    sight. A full collection then walks only what requests created, instead of some 120,000
+    objects for about 0.1 s (seen in a worker answering report POSTs), and the pages of
+    memory shared with the master are not written to by the collector."""
+    gc.collect()
+    gc.freeze()

@@ -26,9 +26,10 @@ of three one worker held all 8 while the other idled, halving that run's figure:
 of CPU time each worker used is printed for every run, so such a run can be seen.
 
 Both servers use ``infra/gunicorn.conf.py`` (workers, gthread, threads, keep-alive, worker
-recycling, logging, libraries imported in the master); the bare one loads that file too,
-minus its ``on_starting``, ``on_reload`` and ``post_fork`` hooks, which build Portal's app. Rate
-limits are off; the key pair is generated for the run.
+recycling, logging, libraries imported in the master, the garbage collector's freeze once a
+worker has built its app); the bare one loads that file too, minus its ``on_starting``,
+``on_reload`` and ``post_fork`` hooks, which build Portal's app. Rate limits are off; the key
+pair is generated for the run.
 """
 
 from __future__ import annotations
