@@ -375,3 +375,39 @@ def test_sqlite_intake_takes_its_turn_after_another_process(app, client):
     assert [answer.status_code for answer in answers] == [200]
     with app.app_context():
         assert db.session.scalar(select(db.func.count()).select_from(OutboxEnvelope)) == 1
+
+
+def test_intake_stores_what_the_orm_would_store(app):
+    """Intake's INSERTs in the driver's own SQL store the very values SQLAlchemy's statement
+    does, as the database holds them (dates as text on SQLite), on either database."""
+    from portal.db import utcnow
+    from portal.reporting import services
+
+    now = utcnow()
+    rows = {"fast": ("f" * 64, "00000000-0000-4000-8000-00000000000f"),
+            "core": ("c" * 64, "00000000-0000-4000-8000-00000000000c")}
+    with app.app_context(), db.engine.begin() as connection:
+        for way, (digest, envelope_id) in rows.items():
+            envelope = {"id": envelope_id, "body": b"\x00sealed\xff", "created_at": now,
+                        "attempts": 0, "next_attempt_at": now}
+            receipt = {"receipt_hash": digest, "status": "received", "updated_at": now}
+            if way == "fast":
+                services._INSERT_ENVELOPE.run(connection, envelope)
+                services._INSERT_RECEIPT.run(connection, receipt)
+            else:
+                connection.execute(OutboxEnvelope.__table__.insert(), envelope)
+                connection.execute(ReceiptStatus.__table__.insert(), receipt)
+    with app.app_context():
+        stored = {}
+        for way, (digest, envelope_id) in rows.items():
+            outbox = db.session.execute(db.text(
+                "SELECT body, created_at, attempts, next_attempt_at, last_error FROM outbox "
+                "WHERE id = :id"), {"id": envelope_id}).one()
+            status = db.session.execute(db.text(
+                "SELECT status, updated_at FROM receipt_status WHERE receipt_hash = :h"),
+                {"h": digest}).one()
+            stored[way] = (tuple(outbox), tuple(status))
+        assert stored["fast"] == stored["core"]
+        assert bytes(stored["fast"][0][0]) == b"\x00sealed\xff"
+        assert db.session.get(OutboxEnvelope, rows["fast"][1]).created_at == now
+        assert services._INSERT_ENVELOPE._for(db.engine.dialect) is not None  # not the Core path
