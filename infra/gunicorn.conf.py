@@ -45,7 +45,7 @@ workers = int(os.environ.get("GUNICORN_WORKERS", min(2 * _cores() + 1, 8)))
 # verify endpoint no longer blocks the whole process; ``gthread`` also keeps idle keep-alive
 # connections off the request threads.
 worker_class = "gthread"
-threads = 4
+threads = int(os.environ.get("GUNICORN_THREADS", 4))
 
 # A request taking longer than this (seconds) gets its worker killed and restarted; the slowest
 # legitimate request, a sponsor's PDF, takes a few seconds.

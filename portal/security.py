@@ -12,7 +12,8 @@ from flask import Flask, Response, current_app, g, request, session
 from flask.sessions import SecureCookieSessionInterface
 from flask_limiter import Limiter
 from flask_wtf.csrf import CSRFProtect
-from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous import BadData, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
+from itsdangerous.encoding import want_bytes
 from werkzeug.middleware.proxy_fix import ProxyFix
 from wtforms.validators import ValidationError
 
@@ -38,12 +39,32 @@ def _rate_key() -> str:
 limiter = Limiter(key_func=_rate_key, default_limits=[], headers_enabled=False)
 
 
+_DERIVED_KEYS: dict[tuple, bytes] = {}
+
+
+class _KeyCachingSigner(TimestampSigner):
+    """itsdangerous' timestamp signer, deriving its signing key once per secret and salt
+    instead of on every signature made or checked (one HMAC each): the same keys, so the same
+    signatures. Serializers make a new signer per call, hence the cache outside the signer."""
+
+    def derive_key(self, secret_key: str | bytes | None = None) -> bytes:
+        secret = self.secret_keys[-1] if secret_key is None else want_bytes(secret_key)
+        key = (secret, self.salt, self.key_derivation, self.digest_method)
+        derived = _DERIVED_KEYS.get(key)
+        if derived is None:
+            if len(_DERIVED_KEYS) > 32:  # keys changed at run time (tests): forget old ones
+                _DERIVED_KEYS.clear()
+            derived = _DERIVED_KEYS[key] = super().derive_key(secret)
+        return derived
+
+
 class PortalSessionInterface(SecureCookieSessionInterface):
     """Flask's signed-cookie sessions, the same cookies, only cheaper to make: the signing
     serializer is built once per set of keys instead of twice per request (building one
     serializes a probe value), and HMAC-SHA1 is given as ``hashlib.sha1`` itself, which the
     ``hmac`` module computes in OpenSSL, rather than as Flask's Python wrapper around it, which
-    makes ``hmac`` fall back to its pure-Python construction."""
+    makes ``hmac`` fall back to its pure-Python construction; its signing key is derived once
+    per secret (``_KeyCachingSigner``)."""
 
     digest_method = staticmethod(hashlib.sha1)
 
@@ -55,6 +76,8 @@ class PortalSessionInterface(SecureCookieSessionInterface):
         serializer = self._serializers.get(keys)
         if serializer is None:
             serializer = super().get_signing_serializer(app)
+            if serializer is not None:
+                serializer.signer = _KeyCachingSigner
             if len(self._serializers) > 8:  # keys changed at run time (tests): forget old ones
                 self._serializers.clear()
             self._serializers[keys] = serializer
@@ -66,13 +89,15 @@ _CSRF_SERIALIZERS: dict[str | bytes, URLSafeTimedSerializer] = {}
 
 def _csrf_serializer(secret: str | bytes) -> URLSafeTimedSerializer:
     """Flask-WTF's token serializer for ``secret``, built once instead of on every call, with
-    HMAC-SHA1 computed in OpenSSL (see PortalSessionInterface): the same tokens."""
+    HMAC-SHA1 computed in OpenSSL (see PortalSessionInterface) and its key derived once: the
+    same tokens."""
     serializer = _CSRF_SERIALIZERS.get(secret)
     if serializer is None:
         if len(_CSRF_SERIALIZERS) > 8:  # keys changed at run time (tests): forget old ones
             _CSRF_SERIALIZERS.clear()
         serializer = _CSRF_SERIALIZERS[secret] = URLSafeTimedSerializer(
-            secret, salt="wtf-csrf-token", signer_kwargs={"digest_method": hashlib.sha1})
+            secret, salt="wtf-csrf-token", signer=_KeyCachingSigner,
+            signer_kwargs={"digest_method": hashlib.sha1})
     return serializer
 
 

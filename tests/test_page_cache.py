@@ -12,6 +12,7 @@ import pytest
 from flask import g, render_template_string, request, session
 from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import generate_csrf, validate_csrf
+from itsdangerous import BadSignature
 
 from portal.app import create_app
 from portal.i18n import compile_catalogues, wtforms_translations
@@ -286,6 +287,21 @@ def test_session_cookies_are_flasks_own(app):
         assert ours_cookie == flasks_cookie
     assert flasks.loads(ours_cookie) == ours.loads(flasks_cookie) == data
     assert isinstance(app.session_interface, PortalSessionInterface)
+    # After a key rotation, a cookie signed with the old key (now a fallback) is still read,
+    # and one signed with an unknown key is not, although the old key's derivation is cached.
+    old_key = app.secret_key
+    app.config.update(SECRET_KEY="rotated " + old_key, SECRET_KEY_FALLBACKS=[old_key])
+    try:
+        rotated = PortalSessionInterface().get_signing_serializer(app)
+        assert rotated.loads(ours_cookie) == data
+        with pytest.raises(BadSignature):  # made with the new key: the old one cannot read it
+            flasks.loads(rotated.dumps(data))
+        stranger = PortalSessionInterface()
+        app.config.update(SECRET_KEY="unrelated", SECRET_KEY_FALLBACKS=[])
+        with pytest.raises(BadSignature):
+            stranger.get_signing_serializer(app).loads(ours_cookie)
+    finally:
+        app.config.update(SECRET_KEY=old_key, SECRET_KEY_FALLBACKS=[])
 
 
 def test_wtforms_messages_are_loaded_once_per_language(app):

@@ -206,13 +206,16 @@ class Server:
 
 
 def start_gunicorn(name: str, folder: Path, conf: Path, target: str, cwd: Path,
-                   env: dict[str, str], ready_path: str, workers: int) -> Server:
+                   env: dict[str, str], ready_path: str, workers: int,
+                   threads: int | None = None) -> Server:
     port = free_port()
     # PYTHONDONTWRITEBYTECODE is dropped: an installed package (as in infra/Containerfile) has
     # its bytecode compiled, so a worker that max_requests starts does not compile the sources.
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("PORTAL_", "GUNICORN_")) and k != "PYTHONDONTWRITEBYTECODE"} | env
     env.update({"GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_WORKERS": str(workers)})
+    if threads:
+        env["GUNICORN_THREADS"] = str(threads)
     stdout, stderr = folder / f"{name}.out", folder / f"{name}.err"
     # Files, not pipes: a full pipe would block gunicorn, and files need no reader.
     with stdout.open("wb") as out, stderr.open("wb") as err:
@@ -385,7 +388,8 @@ def mib(kib: int) -> str:
 # ---------------------------------------------------------------- main
 
 
-def start_bare(base: Path, page_size: int, workers: int) -> tuple[Server, Path]:
+def start_bare(base: Path, page_size: int, workers: int,
+               threads: int | None) -> tuple[Server, Path]:
     bare_dir = base / "bare"
     (bare_dir / "templates").mkdir(parents=True)
     bare_db = bare_dir / "bare.db"
@@ -402,7 +406,7 @@ def start_bare(base: Path, page_size: int, workers: int) -> tuple[Server, Path]:
                           text=True, check=True).stdout.strip()
     assert mode == "wal", mode
     return start_gunicorn("bare", base, bare_conf, "bare_app:app", bare_dir, {}, BARE_PATH,
-                          workers), bare_db
+                          workers, threads), bare_db
 
 
 def main() -> None:
@@ -413,6 +417,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2,
                         help="seconds of wrk warm-up before each series, 0 for none (default 2)")
     parser.add_argument("--workers", type=int, default=2, help="GUNICORN_WORKERS (default 2)")
+    parser.add_argument("--gunicorn-threads", type=int, default=None,
+                        help="GUNICORN_THREADS (default: infra/gunicorn.conf.py's)")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
     parser.add_argument("--connections", type=int, default=8, help="wrk connections (default 8)")
     parser.add_argument("--keep-alive", action="store_true",
@@ -434,15 +440,17 @@ def main() -> None:
         print(f"wrk -t{args.threads} -c{args.connections} -d{args.duration} --latency "
               f"{connections}, "
               f"{args.rounds} rounds, warm-up {args.warmup}s; gunicorn "
-              f"{GUNICORN_CONF.relative_to(ROOT)}, GUNICORN_WORKERS={args.workers}", flush=True)
+              f"{GUNICORN_CONF.relative_to(ROOT)}, GUNICORN_WORKERS={args.workers}"
+              f"{f', GUNICORN_THREADS={args.gunicorn_threads}' if args.gunicorn_threads else ''}",
+              flush=True)
         ours = start_gunicorn("ours", base, GUNICORN_CONF, "wsgi:app", ROOT, ours_env,
-                              "/healthz", args.workers)
+                              "/healthz", args.workers, args.gunicorn_threads)
         bare = None
         try:
             cookie, token, page_size = session_and_token(ours.base)
             body = urllib.parse.urlencode({**FORM, "csrf_token": token})
             script = lua_script(base / "intake.lua", body, cookie)
-            bare, bare_db = start_bare(base, page_size, args.workers)
+            bare, bare_db = start_bare(base, page_size, args.workers, args.gunicorn_threads)
             with opener().open(bare.base + BARE_PATH, timeout=10) as response:
                 bare_page_size = len(response.read())
             sides = [Side(ours, REPORT_PATH, [], []), Side(bare, BARE_PATH, [], [])]
