@@ -41,9 +41,10 @@ bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 # counts per worker: with several workers set PORTAL_RATELIMIT_STORAGE_URI to a shared store.
 workers = int(os.environ.get("GUNICORN_WORKERS", min(2 * _cores() + 1, 8)))
 
-# Threads inside each worker: a request waiting on the database, the mail server or the captcha
-# verify endpoint no longer blocks the whole process; ``gthread`` also keeps idle keep-alive
-# connections off the request threads.
+# Threads inside each worker (GUNICORN_THREADS): a request waiting on the database, the mail
+# server or the captcha verify endpoint no longer blocks the whole process; ``gthread`` also
+# keeps idle keep-alive connections off the request threads. Python runs one thread of a
+# process at a time, so more cores want more workers, not more threads.
 worker_class = "gthread"
 threads = int(os.environ.get("GUNICORN_THREADS", 4))
 

@@ -216,14 +216,19 @@ def wait_until_healthy(base: str, server: subprocess.Popen, stderr: Path, second
     raise AssertionError(f"/healthz did not answer 200 within {seconds:.0f} s:\n{stderr.read_text()}")
 
 
-def test_gunicorn_access_log_is_off_unless_asked_for(monkeypatch) -> None:
-    """The app's JSON line is the access log; gunicorn's own repeats it only on request."""
+def test_gunicorn_access_log_and_threads_from_the_environment(monkeypatch) -> None:
+    """The app's JSON line is the access log; gunicorn's own repeats it only on request. The
+    threads per worker default to 4."""
     import runpy
 
-    monkeypatch.delenv("GUNICORN_ACCESSLOG", raising=False)
-    assert runpy.run_path(str(GUNICORN_CONF))["accesslog"] is None
+    for name in ("GUNICORN_ACCESSLOG", "GUNICORN_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    defaults = runpy.run_path(str(GUNICORN_CONF))
+    assert defaults["accesslog"] is None and defaults["threads"] == 4
     monkeypatch.setenv("GUNICORN_ACCESSLOG", "-")
-    assert runpy.run_path(str(GUNICORN_CONF))["accesslog"] == "-"
+    monkeypatch.setenv("GUNICORN_THREADS", "2")
+    told = runpy.run_path(str(GUNICORN_CONF))
+    assert told["accesslog"] == "-" and told["threads"] == 2
 
 
 def test_gunicorn_serves_and_logs_no_reporter_data(instance: Path, tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
 """HTTP throughput and latency under gunicorn, measured with wrk, against bare Flask baselines.
 
-    python tests/benchmarks/bench_http.py [--duration 10s] [--rounds 3] [--workers 2] [--keep-alive]
+    python tests/benchmarks/bench_http.py [--duration 10s] [--rounds 3] [--workers N] [--keep-alive]
 
 Needs Debian's ``wrk`` (``apt-get install -y wrk``). Everything runs on 127.0.0.1 in one run:
 
@@ -205,14 +205,26 @@ class Server:
         return self.process.returncode
 
 
+def clean_environment() -> dict[str, str]:
+    # PYTHONDONTWRITEBYTECODE is dropped: an installed package (as in infra/Containerfile) has
+    # its bytecode compiled, so a worker that max_requests starts does not compile the sources.
+    return {k: v for k, v in os.environ.items()
+            if not k.startswith(("PORTAL_", "GUNICORN_")) and k != "PYTHONDONTWRITEBYTECODE"}
+
+
+def default_workers() -> int:
+    """The number of workers infra/gunicorn.conf.py gives this machine when not told."""
+    done = subprocess.run(
+        [sys.executable, "-c", "import runpy, sys; print(runpy.run_path(sys.argv[1])['workers'])",
+         str(GUNICORN_CONF)], env=clean_environment(), capture_output=True, text=True, check=True)
+    return int(done.stdout.strip().splitlines()[-1])
+
+
 def start_gunicorn(name: str, folder: Path, conf: Path, target: str, cwd: Path,
                    env: dict[str, str], ready_path: str, workers: int,
                    threads: int | None = None) -> Server:
     port = free_port()
-    # PYTHONDONTWRITEBYTECODE is dropped: an installed package (as in infra/Containerfile) has
-    # its bytecode compiled, so a worker that max_requests starts does not compile the sources.
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PORTAL_", "GUNICORN_")) and k != "PYTHONDONTWRITEBYTECODE"} | env
+    env = clean_environment() | env
     env.update({"GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_WORKERS": str(workers)})
     if threads:
         env["GUNICORN_THREADS"] = str(threads)
@@ -416,7 +428,8 @@ def main() -> None:
                         help="runs per server and endpoint, taking turns (default 3)")
     parser.add_argument("--warmup", type=int, default=2,
                         help="seconds of wrk warm-up before each series, 0 for none (default 2)")
-    parser.add_argument("--workers", type=int, default=2, help="GUNICORN_WORKERS (default 2)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="GUNICORN_WORKERS (default: infra/gunicorn.conf.py's, 2 x cores + 1)")
     parser.add_argument("--gunicorn-threads", type=int, default=None,
                         help="GUNICORN_THREADS (default: infra/gunicorn.conf.py's)")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
@@ -426,6 +439,8 @@ def main() -> None:
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install -y wrk")
+    told = args.workers is not None
+    args.workers = args.workers or default_workers()
 
     with tempfile.TemporaryDirectory(prefix="bench-http-") as tmp:
         base = Path(tmp)
@@ -441,6 +456,7 @@ def main() -> None:
               f"{connections}, "
               f"{args.rounds} rounds, warm-up {args.warmup}s; gunicorn "
               f"{GUNICORN_CONF.relative_to(ROOT)}, GUNICORN_WORKERS={args.workers}"
+              f"{'' if told else ' (its default here)'}"
               f"{f', GUNICORN_THREADS={args.gunicorn_threads}' if args.gunicorn_threads else ''}",
               flush=True)
         ours = start_gunicorn("ours", base, GUNICORN_CONF, "wsgi:app", ROOT, ours_env,
