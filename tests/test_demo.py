@@ -23,8 +23,11 @@ def test_demo_serves_the_portal_forwards_and_imports(tmp_path):
            **database_env(tmp_path / "instance")}  # nothing on SQLite: the demo's own default
     env.pop("PORTAL_SECRET_KEY", None)
     log = (tmp_path / "demo.log").open("w+")
+    # Ctrl+C must reach the demo even when the test run itself was started in the background
+    # by a shell, which starts such jobs with SIGINT ignored, and children inherit that.
     demo = subprocess.Popen([sys.executable, "-m", "portal.cli", "demo", "--port", str(port)],
-                            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
+                            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     base = f"http://127.0.0.1:{port}"
     opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(
         http.cookiejar.CookieJar()))
@@ -57,7 +60,12 @@ def test_demo_serves_the_portal_forwards_and_imports(tmp_path):
         assert opener.open(f"{base}/staff/login").status == 200
     finally:
         demo.send_signal(signal.SIGINT)
-        demo.wait(timeout=30)
+        try:
+            demo.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            demo.kill()
+            demo.wait(timeout=10)
+            raise
         log.seek(0)
         output = log.read()
         log.close()
