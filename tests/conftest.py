@@ -203,6 +203,19 @@ def themes_copy(tmp_path: Path) -> Path:
     return target
 
 
+def copy_portal(themes: Path, slug: str, replacements: dict[str, str]) -> Path:
+    """themes/demo copied as themes/<slug>, with each replacement made in its portal.toml
+    (each must match); the manifest's path."""
+    shutil.copytree(themes / "demo", themes / slug)
+    manifest = themes / slug / "portal.toml"
+    text = manifest.read_text()
+    for old, new in replacements.items():
+        assert old in text, old
+        text = text.replace(old, new)
+    manifest.write_text(text)
+    return manifest
+
+
 def csrf_token(client, url: str) -> str:
     page = client.get(url)
     assert page.status_code == 200, page.status_code

@@ -20,7 +20,7 @@ from portal.paths import TRANSLATIONS
 from portal.reporting.captcha import Widget
 from portal.reporting.pages import PageCache
 from portal.security import PortalSessionInterface, check_csrf, csrf_token
-from tests.conftest import CSRF_RE, make_settings, receipt_of, submit_report
+from tests.conftest import CSRF_RE, copy_portal, make_settings, receipt_of, submit_report
 
 LANGS = ("en", "fr", "es", "pt", "ar", "sw")
 # Values with every character HTML escaping changes, and a plain one.
@@ -183,13 +183,9 @@ def test_head_request_answers_like_get(client):
 def test_each_portal_keeps_its_own_pages(themes_copy, instance):
     """A second portal with its own name, colours and an overriding template: neither portal's
     kept pages show anything of the other's, whichever is asked for first."""
-    shutil.copytree(themes_copy / "demo", themes_copy / "second")
-    manifest = themes_copy / "second" / "portal.toml"
-    text = manifest.read_text().replace('hosts = ["report.demo.example"]',
-                                        'hosts = ["report.second.example"]')
-    text = text.replace("Demoland", "Secondland")
-    text = text.replace('brand = "#1d4e89"', 'brand = "#5a1d89"')
-    manifest.write_text(text)
+    copy_portal(themes_copy, "second", {
+        'hosts = ["report.demo.example"]': 'hosts = ["report.second.example"]',
+        "Demoland": "Secondland", 'brand = "#1d4e89"': 'brand = "#5a1d89"'})
     templates = themes_copy / "second" / "templates"
     templates.mkdir()
     (templates / "report.html").write_text(

@@ -16,7 +16,7 @@ from portal.assessment.models import Item, Report
 from portal.db import db
 from portal.sponsors.models import SummaryDelivery
 from portal.sponsors.periods import parse_period
-from tests.conftest import make_settings, need, portal_cli
+from tests.conftest import copy_portal, make_settings, need, portal_cli
 from tests.staff import make_user, report_into_centre, sign_in
 
 MARKER = "SPONSOR-PRIVATE-MARKER"
@@ -26,10 +26,8 @@ THIS_MONTH = date.today().strftime("%Y-%m")
 @pytest.fixture
 def themes_two(themes_copy):
     """demo plus a second portal, 'other', that the demo sponsor must never see."""
-    shutil.copytree(themes_copy / "demo", themes_copy / "other")
-    manifest = themes_copy / "other" / "portal.toml"
-    manifest.write_text(manifest.read_text().replace('hosts = ["report.demo.example"]', "hosts = []")
-                        .replace("progress@ministry.demo.example", "progress@other.example"))
+    copy_portal(themes_copy, "other", {'hosts = ["report.demo.example"]': "hosts = []",
+                                       "progress@ministry.demo.example": "progress@other.example"})
     return themes_copy
 
 

@@ -12,7 +12,7 @@ import pytest
 from portal.app import create_app
 from portal.paths import THEMES, TRANSLATIONS
 from portal.tenancy.themes import ThemeError, contrast_ratio, load_portals
-from tests.conftest import make_settings
+from tests.conftest import copy_portal, make_settings
 
 
 def check(themes: Path) -> subprocess.CompletedProcess:
@@ -86,14 +86,12 @@ def test_template_override_extends_the_default(themes_copy, instance):
 
 
 def test_second_portal_on_its_own_host(themes_copy, instance):
-    import shutil
-
-    shutil.copytree(themes_copy / "demo", themes_copy / "second")
-    manifest = themes_copy / "second" / "portal.toml"
-    text = manifest.read_text().replace('hosts = ["report.demo.example"]',
-                                        'hosts = ["report.second.example"]')
-    text = text.replace('languages = ["en", "fr", "es", "pt", "ar", "sw"]', 'languages = ["fr", "ar"]')
-    text = text.replace('default_language = "en"', 'default_language = "fr"')
+    manifest = copy_portal(themes_copy, "second", {
+        'hosts = ["report.demo.example"]': 'hosts = ["report.second.example"]',
+        'languages = ["en", "fr", "es", "pt", "ar", "sw"]': 'languages = ["fr", "ar"]',
+        'default_language = "en"': 'default_language = "fr"',
+    })
+    text = manifest.read_text()
     for lang in ("en", "es", "pt", "sw"):
         text = "\n".join(line for line in text.splitlines() if not line.startswith(f"{lang} = "))
     manifest.write_text(text)
