@@ -411,3 +411,27 @@ def test_intake_stores_what_the_orm_would_store(app):
         assert bytes(stored["fast"][0][0]) == b"\x00sealed\xff"
         assert db.session.get(OutboxEnvelope, rows["fast"][1]).created_at == now
         assert services._INSERT_ENVELOPE._for(db.engine.dialect) is not None  # not the Core path
+
+
+def test_sqlite_writer_lock_is_each_processs_own(tmp_path, monkeypatch):
+    """A forked worker does not share its parent's lock: it closes the inherited descriptor and
+    opens its own, which must wait while the parent holds its turn."""
+    import fcntl
+    import os
+
+    from portal.reporting.services import _SqliteWriters
+
+    writers, database = _SqliteWriters(), str(tmp_path / "portal.db")
+    inherited = writers._descriptor(database)
+    parents_own = os.dup(inherited)  # what the parent keeps after a fork
+    try:
+        fcntl.flock(inherited, fcntl.LOCK_EX)  # the parent is in its turn
+        monkeypatch.setattr(os, "getpid", lambda: -1)  # now "in the child"
+        childs = writers._descriptor(database)
+        assert writers._descriptor(database) == childs  # opened once per process
+        with pytest.raises(BlockingIOError):
+            fcntl.flock(childs, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(parents_own, fcntl.LOCK_UN)
+        fcntl.flock(childs, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free once the parent is done
+    finally:
+        os.close(parents_own)

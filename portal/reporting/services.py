@@ -13,7 +13,7 @@ from typing import ClassVar
 
 from nacl.public import PublicKey
 from sqlalchemy import Connection, Table
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Dialect, Engine
 
 from portal.db import db, utcnow
 from portal.forwarding.keyring import KeyringError, public_key, read_public
@@ -56,10 +56,13 @@ class _SqliteWriters:
         self._files: dict[str, tuple[int, int]] = {}  # database -> (pid, descriptor)
 
     def _descriptor(self, database: str) -> int:
-        # Opened by each process itself: a descriptor inherited across fork shares its lock.
+        # Opened by each process itself: a descriptor inherited across fork shares its lock
+        # with the parent, so a child closes it (the parent's stays open) and opens its own.
         pid = os.getpid()
         known = self._files.get(database)
         if known is None or known[0] != pid:
+            if known is not None:
+                os.close(known[1])
             descriptor = os.open(f"{database}-writer.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
                                  0o600)
             self._files[database] = known = (pid, descriptor)
@@ -82,8 +85,7 @@ class _SqliteWriters:
 _SQLITE_WRITERS = _SqliteWriters()
 
 
-def _one_writer_at_a_time():
-    engine = db.engine
+def _one_writer_at_a_time(engine: Engine):
     if engine.dialect.name != "sqlite":
         return contextlib.nullcontext()
     return _SQLITE_WRITERS.turn(engine.url.database)
@@ -167,7 +169,8 @@ def accept_report(report: NewReport, sealing_key: SealingKey, receipt_key: bytes
     # Two plain INSERTs in one transaction, everything computed beforehand: the database's
     # write lock, which every worker waits for, is held only for them and the durable commit,
     # which is done when the block ends (or nothing is stored, if anything fails).
-    with _one_writer_at_a_time(), db.engine.begin() as connection:
+    engine = db.engine
+    with _one_writer_at_a_time(engine), engine.begin() as connection:
         _INSERT_ENVELOPE.run(connection, {"id": envelope_id, "body": body, "created_at": now,
                                           "attempts": 0, "next_attempt_at": now})
         _INSERT_RECEIPT.run(connection, {"receipt_hash": digest, "status": RECEIVED,
