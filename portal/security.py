@@ -39,7 +39,10 @@ def _rate_key() -> str:
 limiter = Limiter(key_func=_rate_key, default_limits=[], headers_enabled=False)
 
 
-_DERIVED_KEYS: dict[tuple, bytes] = {}
+@functools.lru_cache(maxsize=32)
+def _derived_key(secret: bytes, salt: bytes, derivation: str, digest_method) -> bytes:
+    return TimestampSigner(secret, salt=salt, key_derivation=derivation,
+                           digest_method=digest_method).derive_key()
 
 
 class _KeyCachingSigner(TimestampSigner):
@@ -49,13 +52,7 @@ class _KeyCachingSigner(TimestampSigner):
 
     def derive_key(self, secret_key: str | bytes | None = None) -> bytes:
         secret = self.secret_keys[-1] if secret_key is None else want_bytes(secret_key)
-        key = (secret, self.salt, self.key_derivation, self.digest_method)
-        derived = _DERIVED_KEYS.get(key)
-        if derived is None:
-            if len(_DERIVED_KEYS) > 32:  # keys changed at run time (tests): forget old ones
-                _DERIVED_KEYS.clear()
-            derived = _DERIVED_KEYS[key] = super().derive_key(secret)
-        return derived
+        return _derived_key(secret, self.salt, self.key_derivation, self.digest_method)
 
 
 class PortalSessionInterface(SecureCookieSessionInterface):
@@ -84,21 +81,13 @@ class PortalSessionInterface(SecureCookieSessionInterface):
         return serializer
 
 
-_CSRF_SERIALIZERS: dict[str | bytes, URLSafeTimedSerializer] = {}
-
-
+@functools.lru_cache(maxsize=8)
 def _csrf_serializer(secret: str | bytes) -> URLSafeTimedSerializer:
     """Flask-WTF's token serializer for ``secret``, built once instead of on every call, with
     HMAC-SHA1 computed in OpenSSL (see PortalSessionInterface) and its key derived once: the
     same tokens."""
-    serializer = _CSRF_SERIALIZERS.get(secret)
-    if serializer is None:
-        if len(_CSRF_SERIALIZERS) > 8:  # keys changed at run time (tests): forget old ones
-            _CSRF_SERIALIZERS.clear()
-        serializer = _CSRF_SERIALIZERS[secret] = URLSafeTimedSerializer(
-            secret, salt="wtf-csrf-token", signer=_KeyCachingSigner,
-            signer_kwargs={"digest_method": hashlib.sha1})
-    return serializer
+    return URLSafeTimedSerializer(secret, salt="wtf-csrf-token", signer=_KeyCachingSigner,
+                                  signer_kwargs={"digest_method": hashlib.sha1})
 
 
 def csrf_token() -> str:
