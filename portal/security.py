@@ -5,18 +5,21 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import logging
 import secrets
 from datetime import UTC, datetime
 
 from flask import Flask, Response, current_app, g, request, session
 from flask.sessions import SecureCookieSessionInterface
 from flask_limiter import Limiter
-from flask_wtf.csrf import CSRFProtect
+from flask_wtf import FlaskForm
+from flask_wtf.csrf import CSRFProtect, _FlaskFormCSRF
 from itsdangerous import BadData, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 from itsdangerous.encoding import want_bytes
 from werkzeug.middleware.proxy_fix import ProxyFix
 from wtforms.validators import ValidationError
 
+from portal.i18n import wtforms_translations
 from portal.keys import derive_key
 from portal.settings import Settings
 
@@ -119,6 +122,31 @@ def check_csrf(data: str | None, secret: str | bytes, time_limit: int | None,
         raise ValidationError("The CSRF token is invalid.") from exc
     if not hmac.compare_digest(session[field], token):
         raise ValidationError("The CSRF tokens do not match.")
+
+
+class PortalCSRF(_FlaskFormCSRF):
+    """Flask-WTF's CSRF for forms, the token checked by ``check_csrf``."""
+
+    def validate_csrf_token(self, form, field) -> None:
+        if g.get("csrf_valid", False):  # already checked by CSRFProtect
+            return
+        try:
+            check_csrf(field.data, self.meta.csrf_secret, self.meta.csrf_time_limit,
+                       self.meta.csrf_field_name)
+        except ValidationError as exc:
+            logging.getLogger("flask_wtf.csrf").info(exc.args[0])
+            raise
+
+
+class PortalForm(FlaskForm):
+    """Every form of the app: Flask-WTF's, with WTForms' own messages from a per-process cache
+    (``portal.i18n.wtforms_translations``) and the CSRF token checked by ``check_csrf``."""
+
+    class Meta:
+        csrf_class = PortalCSRF
+
+        def get_translations(self, form):
+            return wtforms_translations
 
 
 @functools.lru_cache(maxsize=64)

@@ -313,6 +313,33 @@ def test_wtforms_messages_are_loaded_once_per_language(app):
         assert wtforms_translations.gettext("Invalid CSRF Token.") != "Invalid CSRF Token."
 
 
+def test_every_form_uses_the_kept_catalogue_and_check_csrf(app):
+    """The back office's forms, like the public ones, take WTForms' messages from the per-process
+    catalogue and check their CSRF token with check_csrf: a stale token is refused with
+    Flask-WTF's own message, a fresh one accepted."""
+    from werkzeug.datastructures import MultiDict
+
+    from portal.accounts.forms import LoginForm
+    from portal.assessment.forms import AssessForm
+    from portal.reporting.forms import ReportForm
+    from portal.security import PortalCSRF
+
+    with app.test_request_context("/staff/login", method="POST",
+                                  data={"csrf_token": "stale", "email": "a@b.example",
+                                        "password": "x"}):
+        app.preprocess_request()
+        csrf_token()
+        for form_class in (LoginForm, AssessForm, ReportForm):
+            form = form_class()
+            assert form.meta.get_translations(form) is wtforms_translations, form_class
+            assert isinstance(form.meta.build_csrf(form), PortalCSRF), form_class
+        login = LoginForm()
+        assert not login.validate() and login.csrf_token.errors == ["The CSRF token is invalid."]
+        fresh = LoginForm(formdata=MultiDict({"csrf_token": csrf_token(), "email": "a@b.example",
+                                              "password": "x"}))
+        assert fresh.validate() and not fresh.csrf_token.errors
+
+
 def test_catalogues_are_compiled_only_when_their_source_changed(tmp_path):
     source = tmp_path / "translations"
     shutil.copytree(TRANSLATIONS, source)

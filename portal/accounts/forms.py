@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import PasswordField, SelectChoice, SelectField, StringField
 from wtforms.validators import ValidationError
 
 from portal.accounts.models import ROLES
+from portal.security import PortalForm
 
 
 def _required(form, field) -> None:
@@ -23,16 +23,16 @@ def _bounded(limit: int):
     return check
 
 
-class LoginForm(FlaskForm):
+class LoginForm(PortalForm):
     email = StringField(_l("Email address"), validators=[_required, _bounded(254)])
     password = PasswordField(_l("Password"), validators=[_required, _bounded(256)])
 
 
-class CodeForm(FlaskForm):
+class CodeForm(PortalForm):
     code = StringField(_l("Code"), validators=[_required, _bounded(20)])
 
 
-class PasswordForm(FlaskForm):
+class PasswordForm(PortalForm):
     current = PasswordField(_l("Current password"), validators=[_required, _bounded(256)])
     new = PasswordField(_l("New password"), validators=[_required, _bounded(256)])
     confirm = PasswordField(_l("New password again"), validators=[_required, _bounded(256)])
@@ -50,7 +50,7 @@ ROLE_LABELS = {
 }
 
 
-class UserForm(FlaskForm):
+class UserForm(PortalForm):
     email = StringField(_l("Email address"), validators=[_required, _bounded(254)])
     name = StringField(_l("Name"), validators=[_required, _bounded(120)])
     role = SelectField(_l("Role"), choices=[SelectChoice(r, ROLE_LABELS[r]) for r in ROLES])

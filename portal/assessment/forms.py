@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import SelectChoice, SelectField, StringField, TextAreaField
 from wtforms.validators import ValidationError
+
+from portal.security import PortalForm
 
 OUTCOME_LABELS = {
     "international_illegal": _l("Baseline: illegal internationally"),
@@ -40,7 +41,7 @@ def _country(form, field) -> None:
         raise ValidationError(_l("Use a two-letter country code, for example FR."))
 
 
-class AssessForm(FlaskForm):
+class AssessForm(PortalForm):
     outcome = SelectField(_l("Outcome"),
                           choices=[SelectChoice(k, v) for k, v in OUTCOME_LABELS.items()])
     national_country = StringField(_l("Country whose law it breaks (for national illegality)"),
@@ -55,7 +56,7 @@ class AssessForm(FlaskForm):
             raise ValidationError(_l("Name the country whose law makes it illegal."))
 
 
-class TraceCorrectionForm(FlaskForm):
+class TraceCorrectionForm(PortalForm):
     country = StringField(_l("Hosting country"), validators=[_country])
     asn = StringField(_l("Network number (ASN)"), validators=[_bounded(20)])
     network = StringField(_l("Network or hosting provider"), validators=[_bounded(200)])
@@ -67,7 +68,7 @@ class TraceCorrectionForm(FlaskForm):
         field.data = ("AS" + value.removeprefix("AS")) if value else ""
 
 
-class NoticeForm(FlaskForm):
+class NoticeForm(PortalForm):
     recipient = StringField(_l("Abuse contact of the hosting provider"),
                             validators=[_bounded(254)])
 
@@ -78,9 +79,9 @@ class NoticeForm(FlaskForm):
         field.data = value
 
 
-class ReferenceForm(FlaskForm):
+class ReferenceForm(PortalForm):
     reference = StringField(_l("Police reference or channel"), validators=[_bounded(200)])
 
 
-class PlainForm(FlaskForm):
+class PlainForm(PortalForm):
     """A button-only form: just the CSRF token."""

@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 
 from email_validator import EmailNotValidError, validate_email
-from flask import g
 from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
-from flask_wtf import FlaskForm
-from flask_wtf.csrf import _FlaskFormCSRF
 from markupsafe import escape
 from wtforms import BooleanField, SelectChoice, SelectField, StringField, TextAreaField
 from wtforms.validators import ValidationError
 
-from portal.i18n import wtforms_translations
 from portal.reporting import urls as url_rules
 from portal.reporting.choices import CONTENT_TYPES, WHERE_FOUND
-from portal.security import check_csrf
+from portal.security import PortalCSRF, PortalForm
 
 MAX_DESCRIPTION = 2000
 MAX_URLS_FIELD = url_rules.MAX_URLS * (url_rules.MAX_URL_LENGTH + 2)
@@ -56,34 +51,19 @@ class _TokenWhenShown:
         return str(escape(self._make()))
 
 
-class _CSRFWhenShown(_FlaskFormCSRF):
-    """Flask-WTF's CSRF for forms, with the token made only when shown and checked on a
-    serializer built once (``portal.security.check_csrf``)."""
+class _CSRFWhenShown(PortalCSRF):
+    """The app's CSRF for forms, with the token made only when the form is shown."""
 
     def generate_csrf_token(self, csrf_token_field) -> _TokenWhenShown:  # type: ignore[override]
         make = super().generate_csrf_token
         return _TokenWhenShown(lambda: make(csrf_token_field))
 
-    def validate_csrf_token(self, form, field) -> None:
-        if g.get("csrf_valid", False):  # already checked by CSRFProtect
-            return
-        try:
-            check_csrf(field.data, self.meta.csrf_secret, self.meta.csrf_time_limit,
-                       self.meta.csrf_field_name)
-        except ValidationError as exc:
-            logging.getLogger("flask_wtf.csrf").info(exc.args[0])
-            raise
 
-
-class PublicForm(FlaskForm):
-    """The public forms: WTForms' own messages from a per-process cache, and the CSRF token
-    made only when the form is rendered."""
+class PublicForm(PortalForm):
+    """The public forms: the CSRF token made only when the form is rendered."""
 
     class Meta:
         csrf_class = _CSRFWhenShown
-
-        def get_translations(self, form):
-            return wtforms_translations
 
 
 class ReportForm(PublicForm):
