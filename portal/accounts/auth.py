@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import hmac
 import json
@@ -30,16 +31,12 @@ LOCK_FOR = timedelta(minutes=15)
 RECOVERY_CODES = 10
 ISSUER = "Portal"
 # A hash to verify against when the email is unknown, so both answers take the same time.
-_DUMMY_HASH: list[str] = []
-
-
+@functools.cache
 def _dummy_hash() -> str:
     """Made at the first password check of the process, whether the email is known or not,
     so that check too takes the same time either way; not at import, where it would cost
     every worker a third of a second of start-up."""
-    if not _DUMMY_HASH:
-        _DUMMY_HASH.append(hasher.hash(secrets.token_urlsafe(16)))
-    return _DUMMY_HASH[0]
+    return hasher.hash(secrets.token_urlsafe(16))
 
 
 def _keys() -> dict:
