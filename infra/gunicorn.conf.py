@@ -100,8 +100,8 @@ control_socket_disable = True
 
 # The third-party libraries the app is built from, imported once here in the master, so that
 # a worker, forked from it, does not import them again: one that max_requests replaces under
-# load serves again after about a fifth of a second instead of one to two, while the other
-# worker carries the traffic alone. Importing them opens no connection or file and starts no
+# load serves again after about a fifth of a second instead of one to two, while the others
+# carry its traffic. Importing them opens no connection or file and starts no
 # thread; Portal's own code is still imported by each worker after the fork, so a HUP loads
 # new Portal code, but a new version of one of these libraries needs a full restart.
 PRELOADED_LIBRARIES = (
