@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import Flask
 
 from portal.db import db
@@ -14,9 +16,33 @@ from portal.tenancy import configure_tenancy
 from portal.tenancy.themes import shipped_languages
 
 
+class PortalFlask(Flask):
+    """Flask, with ``ensure_sync`` remembering its answer for each function. Flask asks it
+    about every hook and view on every request, and each answer costs an
+    ``inspect.iscoroutinefunction``. At most ``MAX_SYNC`` functions are remembered, so
+    functions made per request (``after_this_request``) cannot grow the memory."""
+
+    MAX_SYNC = 512
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._sync: dict[Callable, Callable] = {}
+
+    def ensure_sync(self, func: Callable) -> Callable:
+        try:
+            return self._sync[func]
+        except KeyError:
+            synced = super().ensure_sync(func)
+            if len(self._sync) < self.MAX_SYNC:
+                self._sync[func] = synced
+            return synced
+        except TypeError:  # an unhashable callable
+            return super().ensure_sync(func)
+
+
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or load_settings()
-    app = Flask(__name__, instance_path=str(settings.instance_path), static_folder=None)
+    app = PortalFlask(__name__, instance_path=str(settings.instance_path), static_folder=None)
     app.extensions["portal.settings"] = settings
     configure_flask(app, settings)
     configure_logging(app)

@@ -87,6 +87,7 @@ class _AccessLog:
     def __init__(self) -> None:
         self.logger = logging.getLogger("portal.access")
         self.portal = logging.getLogger("portal")
+        self._middles: dict[tuple[str, str, int], str] = {}
 
     def _direct(self) -> _StderrHandler | None:
         logger, portal = self.logger, self.portal
@@ -100,18 +101,26 @@ class _AccessLog:
             return None
         return handler
 
-    def write(self, fields: dict[str, object]) -> None:
+    def write(self, method: str, route: str, status: int, ms: float) -> None:
         if not self.logger.isEnabledFor(logging.INFO):
             return
         handler = self._direct()
         if handler is None:
             self.logger.handle(self.logger.makeRecord(
                 self.logger.name, logging.INFO, "", 0, "request", (), None,
-                extra={"fields": fields}))
+                extra={"fields": {"method": method, "route": route, "status": status,
+                                  "ms": ms}}))
             return
-        entry = {"ts": _timestamp(time.time()), "level": "info", "logger": self.logger.name,
-                 "msg": "request", **fields}
-        line = json.dumps(entry, ensure_ascii=False) + "\n"
+        # Everything but the time is the same for every request to one route with one
+        # method and status: encoded once (for a bounded number of them).
+        key = (method, route, status)
+        middle = self._middles.get(key)
+        if middle is None:
+            middle = json.dumps({"logger": self.logger.name, "msg": "request", "method": method,
+                                 "route": route, "status": status}, ensure_ascii=False)[1:-1]
+            if len(self._middles) < 4096:
+                self._middles[key] = middle
+        line = f'{{"ts": "{_timestamp(time.time())}", "level": "info", {middle}, "ms": {ms!r}}}\n'
         with handler.lock:
             stream = sys.stderr
             try:
@@ -164,6 +173,5 @@ def configure_logging(app: Flask) -> None:
         counter, latency = _children(route, method, status)
         counter.inc()
         latency.observe(took)
-        access.write({"method": method, "route": route, "status": status,
-                      "ms": round(took * 1000, 1)})
+        access.write(method, route, status, round(took * 1000, 1))
         return response

@@ -5,17 +5,20 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import json
 import logging
 import secrets
 from datetime import UTC, datetime
 
 from flask import Flask, Response, current_app, g, request, session
-from flask.sessions import SecureCookieSessionInterface
+from flask.json.provider import DefaultJSONProvider
+from flask.json.tag import TaggedJSONSerializer
+from flask.sessions import SecureCookieSessionInterface, SessionMixin
 from flask_limiter import Limiter
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import CSRFProtect, _FlaskFormCSRF
-from itsdangerous import BadData, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
-from itsdangerous.encoding import want_bytes
+from itsdangerous import BadData, SignatureExpired, Signer, TimestampSigner, URLSafeTimedSerializer
+from itsdangerous.encoding import base64_encode, want_bytes
 from werkzeug.middleware.proxy_fix import ProxyFix
 from wtforms.validators import ValidationError
 
@@ -58,39 +61,124 @@ class _KeyCachingSigner(TimestampSigner):
         return _derived_key(secret, self.salt, self.key_derivation, self.digest_method)
 
 
+# Payloads shorter than this are base64-encoded without first being offered to zlib.
+_COMPRESS_FROM = 64
+
+
+class _PortalSerializer(URLSafeTimedSerializer):
+    """itsdangerous' URL-safe timed serializer, for the session cookie and the CSRF token,
+    without three costs it pays on every call:
+
+    - the signer is made once per salt, not per call (a signer holds only its settings);
+    - its signing key is derived once per secret (``_KeyCachingSigner``);
+    - a payload under ``_COMPRESS_FROM`` bytes is not offered to zlib, which needs a quarter
+      of a megabyte of working memory per call to save a few bytes at most.
+
+    Only the last changes what is made, and only the form: the stock serializer reads these
+    tokens and cookies, and this one reads the stock ones (tested)."""
+
+    default_signer = _KeyCachingSigner
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._signers: dict[bytes, Signer] = {}
+
+    def make_signer(self, salt: str | bytes | None = None) -> Signer:
+        salt = want_bytes(self.salt if salt is None else salt)
+        signer = self._signers.get(salt)
+        if signer is None:
+            signer = self._signers[salt] = super().make_signer(salt)
+        return signer
+
+    def dump_payload(self, obj: object) -> bytes:
+        payload = want_bytes(self.serializer.dumps(obj, **self.serializer_kwargs))
+        if len(payload) < _COMPRESS_FROM:
+            return base64_encode(payload)
+        return super().dump_payload(obj)
+
+
+_PLAIN = frozenset({str, int, bool, type(None)})
+
+
+@functools.lru_cache(maxsize=4)
+def _json_encoder(sort_keys: bool, ensure_ascii: bool) -> json.JSONEncoder:
+    return json.JSONEncoder(sort_keys=sort_keys, ensure_ascii=ensure_ascii,
+                            separators=(",", ":"))
+
+
+class _SessionJSON(TaggedJSONSerializer):
+    """Flask's tagged JSON for session cookies. A session of strings, numbers, booleans and
+    None, the usual kind, needs no tags: it is encoded by one JSON encoder kept per setting
+    of the app's JSON provider, into the very text Flask's path (tagging every value, then
+    ``flask.json.dumps`` through the provider, which builds a new encoder per call) gives.
+    Anything else, or an app with a JSON provider of its own, takes Flask's path (tested)."""
+
+    __slots__ = ()
+
+    def dumps(self, value: object) -> str:
+        if (type(value) is dict and current_app
+                and type(provider := current_app.json) is DefaultJSONProvider
+                and all(type(k) is str and type(v) in _PLAIN for k, v in value.items())
+                and not (len(value) == 1 and next(iter(value)) in self.tags)):
+            return _json_encoder(provider.sort_keys, provider.ensure_ascii).encode(value)
+        return super().dumps(value)
+
+
 class PortalSessionInterface(SecureCookieSessionInterface):
-    """Flask's signed-cookie sessions, the same cookies, only cheaper to make: the signing
-    serializer is built once per set of keys instead of twice per request (building one
-    serializes a probe value), and HMAC-SHA1 is given as ``hashlib.sha1`` itself, which the
-    ``hmac`` module computes in OpenSSL, rather than as Flask's Python wrapper around it, which
-    makes ``hmac`` fall back to its pure-Python construction; its signing key is derived once
-    per secret (``_KeyCachingSigner``)."""
+    """Flask's signed-cookie sessions, only cheaper to make: the signing serializer
+    (``_PortalSerializer``) is built once per set of keys instead of twice per request
+    (building one serializes a probe value), and HMAC-SHA1 is given as ``hashlib.sha1``
+    itself, which the ``hmac`` module computes in OpenSSL, rather than as Flask's Python
+    wrapper around it, which makes ``hmac`` fall back to its pure-Python construction."""
 
     digest_method = staticmethod(hashlib.sha1)
+    serializer = _SessionJSON()
 
     def __init__(self) -> None:
-        self._serializers: dict[tuple, URLSafeTimedSerializer | None] = {}
+        self._serializers: dict[tuple, _PortalSerializer] = {}
 
     def get_signing_serializer(self, app: Flask) -> URLSafeTimedSerializer | None:
-        keys = (app.secret_key, tuple(app.config["SECRET_KEY_FALLBACKS"] or ()))
+        if not app.secret_key:
+            return None
+        # As Flask's: the fallback keys first, the current key last.
+        keys = (*(app.config["SECRET_KEY_FALLBACKS"] or ()), app.secret_key)
         serializer = self._serializers.get(keys)
         if serializer is None:
-            serializer = super().get_signing_serializer(app)
-            if serializer is not None:
-                serializer.signer = _KeyCachingSigner
+            serializer = _PortalSerializer(
+                list(keys), salt=self.salt, serializer=self.serializer,
+                signer_kwargs={"key_derivation": self.key_derivation,
+                               "digest_method": self.digest_method})
             if len(self._serializers) > 8:  # keys changed at run time (tests): forget old ones
                 self._serializers.clear()
             self._serializers[keys] = serializer
         return serializer
 
+    def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
+        """Flask's, with the cookie's ``Vary`` header written once instead of being parsed and
+        rewritten twice. A session that is empty or permanent, or that is not to be written,
+        takes Flask's own path; a test compares the two on every kind of session."""
+        if not session or session.permanent or not self.should_set_cookie(app, session):
+            super().save_session(app, session, response)
+            return
+        response.set_cookie(
+            self.get_cookie_name(app), self.get_signing_serializer(app).dumps(dict(session)),
+            httponly=self.get_cookie_httponly(app), domain=self.get_cookie_domain(app),
+            path=self.get_cookie_path(app), secure=self.get_cookie_secure(app),
+            partitioned=self.get_cookie_partitioned(app),
+            samesite=self.get_cookie_samesite(app))
+        vary = response.headers.get("Vary")
+        if not vary:
+            response.headers["Vary"] = "Cookie"
+        elif "cookie" not in (value.strip().lower() for value in vary.split(",")):
+            response.vary.add("Cookie")
+
 
 @functools.lru_cache(maxsize=8)
 def _csrf_serializer(secret: str | bytes) -> URLSafeTimedSerializer:
     """Flask-WTF's token serializer for ``secret``, built once instead of on every call, with
-    HMAC-SHA1 computed in OpenSSL (see PortalSessionInterface) and its key derived once: the
-    same tokens."""
-    return URLSafeTimedSerializer(secret, salt="wtf-csrf-token", signer=_KeyCachingSigner,
-                                  signer_kwargs={"digest_method": hashlib.sha1})
+    HMAC-SHA1 computed in OpenSSL (see PortalSessionInterface): ``_PortalSerializer``."""
+    return _PortalSerializer(secret, salt="wtf-csrf-token",
+                             signer_kwargs={"digest_method": hashlib.sha1})
 
 
 def csrf_token() -> str:
@@ -149,6 +237,39 @@ class PortalForm(FlaskForm):
             return wtforms_translations
 
 
+# The security headers that are the same on every response.
+STATIC_HEADERS = (
+    ("X-Frame-Options", "DENY"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+    ("Cross-Origin-Opener-Policy", "same-origin"),
+    ("Cross-Origin-Resource-Policy", "same-origin"),
+    ("Permissions-Policy", "camera=(), microphone=(), geolocation=(), interest-cohort=()"),
+)
+
+
+class SecurityHeaders:
+    """WSGI middleware: every response starts with ``STATIC_HEADERS`` added, except any the
+    response already sets itself. The Content-Security-Policy, which depends on the page, and
+    ``Cache-Control: no-store`` on HTML are set by an ``after_request`` hook. (Appending the
+    six to the header list as the response starts costs less than setting them one by one
+    on each response object, where werkzeug's ``Headers`` checks and de-duplicates each.)"""
+
+    def __init__(self, app, headers: tuple[tuple[str, str], ...] = STATIC_HEADERS) -> None:
+        self.app = app
+        self.headers = list(headers)
+        self.names = frozenset(name.lower() for name, _ in headers)
+
+    def __call__(self, environ, start_response):
+        def start(status, headers, exc_info=None):
+            present = {name.lower() for name, _ in headers} & self.names
+            added = [h for h in self.headers if h[0].lower() not in present] if present \
+                else self.headers
+            return start_response(status, headers + added, exc_info)
+
+        return self.app(environ, start)
+
+
 @functools.lru_cache(maxsize=64)
 def _policy(extra: tuple[tuple[str, tuple[str, ...]], ...]) -> str:
     return content_security_policy(dict(extra))
@@ -198,19 +319,13 @@ def configure_security(app: Flask, settings: Settings) -> None:
 
     app.session_interface = PortalSessionInterface()
 
+    app.wsgi_app = SecurityHeaders(app.wsgi_app)  # type: ignore[method-assign]
+
     @app.after_request
     def security_headers(response: Response) -> Response:
         extra = g.get("csp_extra") or {}
         response.headers["Content-Security-Policy"] = _policy(
             tuple((name, tuple(sources)) for name, sources in extra.items()))
-        response.headers["X-Frame-Options"] = "DENY"
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "no-referrer"
-        response.headers["Cross-Origin-Opener-Policy"] = "same-origin"
-        response.headers["Cross-Origin-Resource-Policy"] = "same-origin"
-        response.headers["Permissions-Policy"] = (
-            "camera=(), microphone=(), geolocation=(), interest-cohort=()"
-        )
         if response.mimetype == "text/html":
             response.headers["Cache-Control"] = "no-store"
         return response
