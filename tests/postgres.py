@@ -19,7 +19,9 @@ def find_bin() -> Path | None:
 
 
 @contextmanager
-def postgres_server():
+def postgres_server(durable: bool = False):
+    """Yields the server's URL. Tests run it without fsync; ``durable`` keeps PostgreSQL's
+    default (every commit flushed to disk), for benchmarks of durable writes."""
     bin_dir = find_bin()
     if bin_dir is None:
         raise FileNotFoundError("PostgreSQL server binaries not found (apt-get install postgresql)")
@@ -39,8 +41,9 @@ def postgres_server():
     data = root / "data"
     run("initdb", "-D", str(data), "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8",
         "--locale=C.UTF-8")
+    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1"
     run("pg_ctl", "-D", str(data), "-l", str(root / "log"), "-w", "-o",
-        f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
+        options if durable else f"{options} -c fsync=off", "start")
     try:
         yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
     finally:

@@ -1,6 +1,7 @@
 """HTTP throughput and latency under gunicorn, measured with wrk, against bare Flask baselines.
 
     python tests/benchmarks/bench_http.py [--duration 10s] [--rounds 3] [--workers N] [--keep-alive]
+        [--database postgresql]
 
 Needs Debian's ``wrk`` (``apt-get install -y wrk``). Everything runs on 127.0.0.1 in one run:
 
@@ -25,6 +26,9 @@ instead (``--keep-alive``), each stays with whichever worker accepted it, and in
 of three one worker held all 8 while the other idled, halving that run's figure: the share
 of CPU time each worker used is printed for every run, so such a run can be seen.
 
+With ``--database postgresql`` both use one PostgreSQL server started for the run (fsync on),
+each in its own database, instead of SQLite files.
+
 Both servers use ``infra/gunicorn.conf.py`` (workers, gthread, threads, keep-alive, worker
 recycling, logging, libraries imported in the master, the garbage collector's freeze once a
 worker has built its app); the bare one loads that file too, minus its ``on_starting``,
@@ -35,13 +39,13 @@ pair is generated for the run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.cookies
 import os
 import re
 import secrets
 import shutil
 import signal
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -53,12 +57,16 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy import create_engine
+from sqlalchemy.pool import NullPool
+
 from portal.forwarding.keyring import generate
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from tests.ports import free_port  # noqa: E402
+from tests.postgres import postgres_server  # noqa: E402
 
 GUNICORN_CONF = ROOT / "infra" / "gunicorn.conf.py"
 TARGET_RATIO = 0.6
@@ -75,18 +83,16 @@ from datetime import UTC, datetime
 from flask import Flask, render_template, request
 from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, create_engine, event
 
-DATABASE = {database!r}
+engine = create_engine({database_url!r})
 
-engine = create_engine(f"sqlite:///{{DATABASE}}")
-
-
-@event.listens_for(engine, "connect")
-def pragmas(dbapi_connection, connection_record):
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute("PRAGMA busy_timeout=5000")
-    cursor.close()
+if engine.dialect.name == "sqlite":
+    @event.listens_for(engine, "connect")
+    def pragmas(dbapi_connection, connection_record):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.close()
 
 
 metadata = MetaData()
@@ -369,9 +375,24 @@ def post_once(url: str, body: str, cookie: str) -> int:
         return error.code
 
 
-def count_rows(database: Path, table: str) -> int:
-    with sqlite3.connect(database) as connection:
-        return connection.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]  # noqa: S608 - table names are constants of this script
+def count_rows(database_url: str, table: str) -> int:
+    engine = create_engine(database_url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            return connection.exec_driver_sql(f"SELECT COUNT(*) FROM {table}").scalar_one()  # noqa: S608 - table names are constants of this script
+    finally:
+        engine.dispose()
+
+
+def create_database(server_url: str, name: str) -> str:
+    """A new database on the PostgreSQL server at ``server_url``; its URL."""
+    engine = create_engine(server_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            connection.exec_driver_sql(f"CREATE DATABASE {name}")
+    finally:
+        engine.dispose()
+    return server_url.rsplit("/", 1)[0] + f"/{name}"
 
 
 def static_template(size: int) -> str:
@@ -400,25 +421,24 @@ def mib(kib: int) -> str:
 # ---------------------------------------------------------------- main
 
 
-def start_bare(base: Path, page_size: int, workers: int,
-               threads: int | None) -> tuple[Server, Path]:
+def start_bare(base: Path, page_size: int, workers: int, threads: int | None,
+               database_url: str | None) -> tuple[Server, str]:
     bare_dir = base / "bare"
     (bare_dir / "templates").mkdir(parents=True)
-    bare_db = bare_dir / "bare.db"
-    (bare_dir / "bare_app.py").write_text(BARE_APP.format(database=str(bare_db)))
+    database_url = database_url or f"sqlite:///{bare_dir / 'bare.db'}"
+    (bare_dir / "bare_app.py").write_text(BARE_APP.format(database_url=database_url))
     (bare_dir / "templates" / "page.html").write_text(static_template(page_size))
     bare_conf = bare_dir / "gunicorn_bare.conf.py"
     bare_conf.write_text(BARE_CONF.format(conf=str(GUNICORN_CONF)))
     # The table exists before any worker starts, so workers never race to create it.
     create = ("import bare_app\n"
               "bare_app.metadata.create_all(bare_app.engine)\n"
-              "with bare_app.engine.connect() as c:\n"
-              "    print(c.exec_driver_sql('PRAGMA journal_mode').scalar())\n")
-    mode = subprocess.run([sys.executable, "-c", create], cwd=bare_dir, capture_output=True,
-                          text=True, check=True).stdout.strip()
-    assert mode == "wal", mode
+              "if bare_app.engine.dialect.name == 'sqlite':\n"
+              "    with bare_app.engine.connect() as c:\n"
+              "        assert c.exec_driver_sql('PRAGMA journal_mode').scalar() == 'wal'\n")
+    subprocess.run([sys.executable, "-c", create], cwd=bare_dir, check=True)
     return start_gunicorn("bare", base, bare_conf, "bare_app:app", bare_dir, {}, BARE_PATH,
-                          workers, threads), bare_db
+                          workers, threads), database_url
 
 
 def main() -> None:
@@ -436,20 +456,28 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=8, help="wrk connections (default 8)")
     parser.add_argument("--keep-alive", action="store_true",
                         help="keep wrk's connections open instead of one per request")
+    parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite",
+                        help="both servers on SQLite files (default) or on one PostgreSQL "
+                             "server started for the run, with fsync on")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install -y wrk")
     told = args.workers is not None
     args.workers = args.workers or default_workers()
 
-    with tempfile.TemporaryDirectory(prefix="bench-http-") as tmp:
-        base = Path(tmp)
+    with contextlib.ExitStack() as stack:
+        base = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-http-")))
         instance = base / "instance"
         generate(instance / "keys")
+        ours_url, bare_url = f"sqlite:///{instance / 'portal.db'}", None
+        if args.database == "postgresql":
+            server = stack.enter_context(postgres_server(durable=True))
+            ours_url, bare_url = create_database(server, "ours"), create_database(server, "bare")
         ours_env = {
             "PORTAL_INSTANCE_PATH": str(instance),
             "PORTAL_SECRET_KEY": secrets.token_urlsafe(48),
             "PORTAL_RATELIMIT_ENABLED": "false",
+            "PORTAL_DATABASE_URL": ours_url,
         }
         connections = "(kept alive)" if args.keep_alive else '-H "Connection: close"'
         print(f"wrk -t{args.threads} -c{args.connections} -d{args.duration} --latency "
@@ -457,8 +485,8 @@ def main() -> None:
               f"{args.rounds} rounds, warm-up {args.warmup}s; gunicorn "
               f"{GUNICORN_CONF.relative_to(ROOT)}, GUNICORN_WORKERS={args.workers}"
               f"{'' if told else ' (its default here)'}"
-              f"{f', GUNICORN_THREADS={args.gunicorn_threads}' if args.gunicorn_threads else ''}",
-              flush=True)
+              f"{f', GUNICORN_THREADS={args.gunicorn_threads}' if args.gunicorn_threads else ''}"
+              f"; {args.database}", flush=True)
         ours = start_gunicorn("ours", base, GUNICORN_CONF, "wsgi:app", ROOT, ours_env,
                               "/healthz", args.workers, args.gunicorn_threads)
         bare = None
@@ -466,7 +494,8 @@ def main() -> None:
             cookie, token, page_size = session_and_token(ours.base)
             body = urllib.parse.urlencode({**FORM, "csrf_token": token})
             script = lua_script(base / "intake.lua", body, cookie)
-            bare, bare_db = start_bare(base, page_size, args.workers, args.gunicorn_threads)
+            bare, bare_url = start_bare(base, page_size, args.workers, args.gunicorn_threads,
+                                        bare_url)
             with opener().open(bare.base + BARE_PATH, timeout=10) as response:
                 bare_page_size = len(response.read())
             sides = [Side(ours, REPORT_PATH, [], []), Side(bare, BARE_PATH, [], [])]
@@ -475,10 +504,9 @@ def main() -> None:
                 if first != 200:
                     raise SystemExit(f"{side.server.name}: a single POST answered {first}, not 200")
                 warm_up(side.server.base + side.path, args, script)
-            database = instance / "portal.db"
-            outbox_before = count_rows(database, "outbox")
-            receipts_before = count_rows(database, "receipt_status")
-            bare_before = count_rows(bare_db, "reports")
+            outbox_before = count_rows(ours_url, "outbox")
+            receipts_before = count_rows(ours_url, "receipt_status")
+            bare_before = count_rows(bare_url, "reports")
             boots = {side.server.name: [side.server.workers_booted_at_start] for side in sides}
             rounds(sides, "intake", args, script)
             rss = {side.server.name: side.server.worker_rss_kib() for side in sides}
@@ -491,9 +519,9 @@ def main() -> None:
         finally:
             exits = {server.name: server.stop() for server in (ours, bare) if server}
         # Counted once gunicorn has finished every request in flight.
-        outbox_rows = count_rows(database, "outbox") - outbox_before
-        receipt_rows = count_rows(database, "receipt_status") - receipts_before
-        bare_rows = count_rows(bare_db, "reports") - bare_before
+        outbox_rows = count_rows(ours_url, "outbox") - outbox_before
+        receipt_rows = count_rows(ours_url, "receipt_status") - receipts_before
+        bare_rows = count_rows(bare_url, "reports") - bare_before
         print(f"stopped: {exits}", flush=True)
 
     # ---- the table
