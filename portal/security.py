@@ -45,20 +45,22 @@ def _rate_key() -> str:
 limiter = Limiter(key_func=_rate_key, default_limits=[], headers_enabled=False)
 
 
-@functools.lru_cache(maxsize=32)
-def _derived_key(secret: bytes, salt: bytes, derivation: str, digest_method) -> bytes:
-    return TimestampSigner(secret, salt=salt, key_derivation=derivation,
-                           digest_method=digest_method).derive_key()
-
-
 class _KeyCachingSigner(TimestampSigner):
-    """itsdangerous' timestamp signer, deriving its signing key once per secret and salt
+    """itsdangerous' timestamp signer, deriving the signing key of each of its secrets once
     instead of on every signature made or checked (one HMAC each): the same keys, so the same
-    signatures. Serializers make a new signer per call, hence the cache outside the signer."""
+    signatures. ``_PortalSerializer`` keeps one signer per salt, so the keys are derived once
+    per serializer."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._keys: dict[bytes, bytes] = {}
 
     def derive_key(self, secret_key: str | bytes | None = None) -> bytes:
         secret = self.secret_keys[-1] if secret_key is None else want_bytes(secret_key)
-        return _derived_key(secret, self.salt, self.key_derivation, self.digest_method)
+        key = self._keys.get(secret)
+        if key is None:
+            key = self._keys[secret] = super().derive_key(secret)
+        return key
 
 
 # Payloads shorter than this are base64-encoded without first being offered to zlib.
@@ -70,7 +72,7 @@ class _PortalSerializer(URLSafeTimedSerializer):
     without three costs it pays on every call:
 
     - the signer is made once per salt, not per call (a signer holds only its settings);
-    - its signing key is derived once per secret (``_KeyCachingSigner``);
+    - the signer derives its signing key once per secret (``_KeyCachingSigner``);
     - a payload under ``_COMPRESS_FROM`` bytes is not offered to zlib, which needs a quarter
       of a megabyte of working memory per call to save a few bytes at most.
 

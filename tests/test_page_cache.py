@@ -272,7 +272,8 @@ def test_check_csrf_agrees_with_flask_wtf(app):
 
 
 def test_session_cookies_are_flasks_own(app):
-    """The cheaper serializer makes and reads exactly the cookies Flask's default does."""
+    """The cheaper serializer reads Flask's cookies and Flask reads its own; a session that
+    zlib cannot shorten gives the very same cookie (tests/test_fast_paths.py covers the rest)."""
     ours = PortalSessionInterface().get_signing_serializer(app)
     flasks = SecureCookieSessionInterface().get_signing_serializer(app)
     data = {"csrf_token": "0123456789abcdef0123456789abcdef01234567", "n": [1, 2]}
@@ -284,7 +285,7 @@ def test_session_cookies_are_flasks_own(app):
     assert flasks.loads(ours_cookie) == ours.loads(flasks_cookie) == data
     assert isinstance(app.session_interface, PortalSessionInterface)
     # After a key rotation, a cookie signed with the old key (now a fallback) is still read,
-    # and one signed with an unknown key is not, although the old key's derivation is cached.
+    # and one signed with an unknown key is not, although signers keep their derived keys.
     old_key = app.secret_key
     app.config.update(SECRET_KEY="rotated " + old_key, SECRET_KEY_FALLBACKS=[old_key])
     try:
