@@ -5,26 +5,22 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
-import json
 import logging
 import secrets
 from datetime import UTC, datetime
 
 from flask import Flask, Response, current_app, g, request, session
-from flask.json.provider import DefaultJSONProvider
-from flask.json.tag import TaggedJSONSerializer
-from flask.sessions import SecureCookieSessionInterface, SessionMixin
 from flask_limiter import Limiter
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import CSRFProtect, _FlaskFormCSRF
-from itsdangerous import BadData, SignatureExpired, Signer, TimestampSigner, URLSafeTimedSerializer
-from itsdangerous.encoding import base64_encode, want_bytes
+from itsdangerous import BadData, SignatureExpired
 from werkzeug.middleware.proxy_fix import ProxyFix
 from wtforms.validators import ValidationError
 
 from portal.i18n import wtforms_translations
 from portal.keys import derive_key
 from portal.settings import Settings
+from portal.signing import PortalSessionInterface, csrf_serializer
 
 csrf = CSRFProtect()
 
@@ -45,167 +41,32 @@ def _rate_key() -> str:
 limiter = Limiter(key_func=_rate_key, default_limits=[], headers_enabled=False)
 
 
-class _KeyCachingSigner(TimestampSigner):
-    """itsdangerous' timestamp signer, deriving the signing key of each of its secrets once
-    instead of on every signature made or checked (one HMAC each): the same keys, so the same
-    signatures. ``_PortalSerializer`` keeps one signer per salt, so the keys are derived once
-    per serializer."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._keys: dict[bytes, bytes] = {}
-
-    def derive_key(self, secret_key: str | bytes | None = None) -> bytes:
-        secret = self.secret_keys[-1] if secret_key is None else want_bytes(secret_key)
-        key = self._keys.get(secret)
-        if key is None:
-            key = self._keys[secret] = super().derive_key(secret)
-        return key
-
-
-# Payloads shorter than this are base64-encoded without first being offered to zlib.
-_COMPRESS_FROM = 64
-
-
-class _PortalSerializer(URLSafeTimedSerializer):
-    """itsdangerous' URL-safe timed serializer, for the session cookie and the CSRF token,
-    without three costs it pays on every call:
-
-    - the signer is made once per salt, not per call (a signer holds only its settings);
-    - the signer derives its signing key once per secret (``_KeyCachingSigner``);
-    - a payload under ``_COMPRESS_FROM`` bytes is not offered to zlib, which needs a quarter
-      of a megabyte of working memory per call to save a few bytes at most.
-
-    Only the last changes what is made, and only the form: the stock serializer reads these
-    tokens and cookies, and this one reads the stock ones (tested)."""
-
-    default_signer = _KeyCachingSigner
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._signers: dict[bytes, Signer] = {}
-
-    def make_signer(self, salt: str | bytes | None = None) -> Signer:
-        salt = want_bytes(self.salt if salt is None else salt)
-        signer = self._signers.get(salt)
-        if signer is None:
-            signer = self._signers[salt] = super().make_signer(salt)
-        return signer
-
-    def dump_payload(self, obj: object) -> bytes:
-        payload = want_bytes(self.serializer.dumps(obj, **self.serializer_kwargs))
-        if len(payload) < _COMPRESS_FROM:
-            return base64_encode(payload)
-        return super().dump_payload(obj)
-
-
-_PLAIN = frozenset({str, int, bool, type(None)})
-
-
-@functools.lru_cache(maxsize=4)
-def _json_encoder(sort_keys: bool, ensure_ascii: bool) -> json.JSONEncoder:
-    return json.JSONEncoder(sort_keys=sort_keys, ensure_ascii=ensure_ascii,
-                            separators=(",", ":"))
-
-
-class _SessionJSON(TaggedJSONSerializer):
-    """Flask's tagged JSON for session cookies. A session of strings, numbers, booleans and
-    None, the usual kind, needs no tags: it is encoded by one JSON encoder kept per setting
-    of the app's JSON provider, into the very text Flask's path (tagging every value, then
-    ``flask.json.dumps`` through the provider, which builds a new encoder per call) gives.
-    Anything else, or an app with a JSON provider of its own, takes Flask's path (tested)."""
-
-    __slots__ = ()
-
-    def dumps(self, value: object) -> str:
-        if (type(value) is dict and current_app
-                and type(provider := current_app.json) is DefaultJSONProvider
-                and all(type(k) is str and type(v) in _PLAIN for k, v in value.items())
-                and not (len(value) == 1 and next(iter(value)) in self.tags)):
-            return _json_encoder(provider.sort_keys, provider.ensure_ascii).encode(value)
-        return super().dumps(value)
-
-
-class PortalSessionInterface(SecureCookieSessionInterface):
-    """Flask's signed-cookie sessions, only cheaper to make: the signing serializer
-    (``_PortalSerializer``) is built once per set of keys instead of twice per request
-    (building one serializes a probe value), and HMAC-SHA1 is given as ``hashlib.sha1``
-    itself, which the ``hmac`` module computes in OpenSSL, rather than as Flask's Python
-    wrapper around it, which makes ``hmac`` fall back to its pure-Python construction."""
-
-    digest_method = staticmethod(hashlib.sha1)
-    serializer = _SessionJSON()
-
-    def __init__(self) -> None:
-        self._serializers: dict[tuple, _PortalSerializer] = {}
-
-    def get_signing_serializer(self, app: Flask) -> URLSafeTimedSerializer | None:
-        if not app.secret_key:
-            return None
-        # As Flask's: the fallback keys first, the current key last.
-        keys = (*(app.config["SECRET_KEY_FALLBACKS"] or ()), app.secret_key)
-        serializer = self._serializers.get(keys)
-        if serializer is None:
-            serializer = _PortalSerializer(
-                list(keys), salt=self.salt, serializer=self.serializer,
-                signer_kwargs={"key_derivation": self.key_derivation,
-                               "digest_method": self.digest_method})
-            if len(self._serializers) > 8:  # keys changed at run time (tests): forget old ones
-                self._serializers.clear()
-            self._serializers[keys] = serializer
-        return serializer
-
-    def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
-        """Flask's, with the cookie's ``Vary`` header written once instead of being parsed and
-        rewritten twice. A session that is empty or permanent, or that is not to be written,
-        takes Flask's own path; a test compares the two on every kind of session."""
-        if not session or session.permanent or not self.should_set_cookie(app, session):
-            super().save_session(app, session, response)
-            return
-        response.set_cookie(
-            self.get_cookie_name(app), self.get_signing_serializer(app).dumps(dict(session)),
-            httponly=self.get_cookie_httponly(app), domain=self.get_cookie_domain(app),
-            path=self.get_cookie_path(app), secure=self.get_cookie_secure(app),
-            partitioned=self.get_cookie_partitioned(app),
-            samesite=self.get_cookie_samesite(app))
-        vary = response.headers.get("Vary")
-        if not vary:
-            response.headers["Vary"] = "Cookie"
-        elif "cookie" not in (value.strip().lower() for value in vary.split(",")):
-            response.vary.add("Cookie")
-
-
-@functools.lru_cache(maxsize=8)
-def _csrf_serializer(secret: str | bytes) -> URLSafeTimedSerializer:
-    """Flask-WTF's token serializer for ``secret``, built once instead of on every call, with
-    HMAC-SHA1 computed in OpenSSL (see PortalSessionInterface): ``_PortalSerializer``."""
-    return _PortalSerializer(secret, salt="wtf-csrf-token",
-                             signer_kwargs={"digest_method": hashlib.sha1})
-
-
 def csrf_token() -> str:
     """This request's CSRF token: Flask-WTF's ``generate_csrf()`` (the same raw token in the
     session, the same signed token cached on ``g`` and checked by ``check_csrf``)."""
-    secret = current_app.config.get("WTF_CSRF_SECRET_KEY") or current_app.secret_key
-    field = current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
+    app = current_app._get_current_object()
+    field = app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
     state = vars(g._get_current_object())
     if field not in state:
-        if not isinstance(session.get(field), str):
-            session[field] = secrets.token_hex(20)  # 160 random bits, as Flask-WTF's
-        state[field] = _csrf_serializer(secret).dumps(session[field])
+        secret = app.config.get("WTF_CSRF_SECRET_KEY") or app.secret_key
+        data = session._get_current_object()
+        raw = data.get(field)
+        if not isinstance(raw, str):
+            raw = data[field] = secrets.token_hex(20)  # 160 random bits, as Flask-WTF's
+        state[field] = csrf_serializer(secret).dumps(raw)
     return state[field]
 
 
 def check_csrf(data: str | None, secret: str | bytes, time_limit: int | None,
                field: str) -> None:
     """Flask-WTF's ``validate_csrf()``, step for step and with its messages (a
-    ``wtforms.ValidationError``), on the serializer kept by ``_csrf_serializer``."""
+    ``wtforms.ValidationError``), on the serializer kept by ``csrf_serializer``."""
     if not data:
         raise ValidationError("The CSRF token is missing.")
     if field not in session:
         raise ValidationError("The CSRF session token is missing.")
     try:
-        token = _csrf_serializer(secret).loads(data, max_age=time_limit)
+        token = csrf_serializer(secret).loads(data, max_age=time_limit)
     except SignatureExpired as exc:
         raise ValidationError("The CSRF token has expired.") from exc
     except BadData as exc:

@@ -4,6 +4,7 @@ serializer, ``ensure_sync``, the access line and the security headers."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import logging
@@ -16,16 +17,11 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from portal.app import PortalFlask
 from portal.observability import JsonFormatter, _AccessLog, configure_logging
-from portal.security import (
-    STATIC_HEADERS,
-    PortalSessionInterface,
-    SecurityHeaders,
-    _csrf_serializer,
-    _PortalSerializer,
-    _SessionJSON,
-)
+from portal.security import STATIC_HEADERS, SecurityHeaders
+from portal.signing import PortalSessionInterface, _PortalSerializer, _SessionJSON, csrf_serializer
 
 RAW = "0123456789abcdef0123456789abcdef01234567"
+TOKEN = "9f3c1a7e52b04d6e8a1f0c3b7d2e6a4f91c8b0d3"  # like a real one: zlib cannot shorten it
 
 # ---------------------------------------------------------------- the session cookie
 
@@ -99,6 +95,26 @@ def test_save_session_agrees_with_flask(config):
                     assert serializer.loads(value) == serializer.loads(other) == expected
 
 
+def test_open_session_agrees_with_flask():
+    """With no cookie at all, with another cookie, with a good and a bad session cookie, and
+    with no secret key: the session Flask's interface opens, of the same class and state."""
+    app = Flask(__name__)
+    app.config["SECRET_KEY"] = "a key for this test"
+    ours, flasks = PortalSessionInterface(), SecureCookieSessionInterface()
+    good = flasks.get_signing_serializer(app).dumps({"csrf_token": RAW})
+    for headers in ({}, {"Cookie": "other=1"}, {"Cookie": f"session={good}"},
+                    {"Cookie": "session=forged.value.sig"}):
+        with app.test_request_context(headers=headers) as context:
+            mine, theirs = (i.open_session(app, context.request) for i in (ours, flasks))
+            assert type(mine) is type(theirs) and dict(mine) == dict(theirs), headers
+            assert (mine.modified, mine.accessed, mine.new) == (
+                theirs.modified, theirs.accessed, theirs.new)
+    app.config["SECRET_KEY"] = None
+    with app.test_request_context() as context:
+        assert ours.open_session(app, context.request) is None
+        assert flasks.open_session(app, context.request) is None
+
+
 def test_session_json_is_flasks_text():
     """The untagged shortcut writes exactly what Flask's tagged serializer writes, in and out
     of an app context, with the app's JSON settings; other values take Flask's path."""
@@ -142,11 +158,124 @@ def test_the_serializer_reads_and_is_read_by_itsdangerous_own():
         ours.loads(_PortalSerializer("another key", salt="s").dumps(RAW))
 
 
+def _outcome(call):
+    try:
+        return ("value", call())
+    except Exception as exc:  # the kind and message of any failure, to compare both ways'
+        return (type(exc).__name__, str(exc))
+
+
+def test_the_serializer_makes_what_itsdangerous_makes(monkeypatch):
+    """``dumps`` joins payload, timestamp and signature itself: byte for byte the stock
+    serializer's output at the same second, for every payload zlib does not shorten, with
+    one key or with fallback keys, with the session's digest or the default one."""
+    monkeypatch.setattr(time, "time", lambda: 1_795_000_000.7)
+    hashes = {"default": {}, "sha1 itself": {"digest_method": hashlib.sha1}}
+    for keys in ("k", ["old key", "current key"]):
+        for kwargs in hashes.values():
+            stock = URLSafeTimedSerializer(keys, salt="s", signer_kwargs=kwargs)
+            ours = _PortalSerializer(keys, salt="s", signer_kwargs=kwargs)
+            for sample in (TOKEN, {"csrf_token": TOKEN}, {"é": "☃"}, [1, None, True], ""):
+                assert ours.dumps(sample) == stock.dumps(sample), (keys, kwargs, sample)
+                assert ours.dumps(sample, salt="other") == stock.dumps(sample, salt="other")
+    # A signer of another kind (here: another separator) is used the stock way.
+    stock = URLSafeTimedSerializer("k", salt="s", signer_kwargs={"sep": "~"})
+    ours = _PortalSerializer("k", salt="s", signer_kwargs={"sep": "~"})
+    assert not ours.make_signer().plain_hmac
+    assert ours.dumps(TOKEN) == stock.dumps(TOKEN) and "~" in ours.dumps(TOKEN)
+
+
+def test_the_serializer_reads_as_itsdangerous_reads(monkeypatch):
+    """``loads`` takes its short way only for a good signature by the current key within its
+    age; every other value gets exactly the stock serializer's answer or error."""
+    now = 1_795_000_000
+    monkeypatch.setattr(time, "time", lambda: now + 0.5)
+    current = URLSafeTimedSerializer(["old", "new"], salt="s")
+    old = URLSafeTimedSerializer("old", salt="s")
+    good = current.dumps({"csrf_token": TOKEN})
+    value, stamp_and_sig = good.split(".", 1)
+    stamp, signature = stamp_and_sig.split(".")
+
+    def signed_at(seconds: int) -> str:
+        monkeypatch.setattr(time, "time", lambda: seconds + 0.5)
+        try:
+            return current.dumps({"csrf_token": TOKEN})
+        finally:
+            monkeypatch.setattr(time, "time", lambda: now + 0.5)
+
+    def resign(text: str) -> str:  # a correct signature over any text, by the current key
+        signer = current.make_signer()
+        return text + "." + signer.get_signature(text).decode()
+
+    cases = {
+        "good": (good, {}),
+        "good, within max_age": (good, {"max_age": 10}),
+        "good, with its timestamp": (good, {"return_timestamp": True}),
+        "by a fallback key": (old.dumps({"csrf_token": TOKEN}), {}),
+        "by an unknown key": (URLSafeTimedSerializer("other", salt="s").dumps(TOKEN), {}),
+        "under another salt": (current.dumps(TOKEN, salt="t"), {}),
+        "signature changed": (f"{value}.{stamp}.{signature[:-2]}AA", {}),
+        "payload changed": (f"e{value[1:]}.{stamp}.{signature}", {}),
+        "signature padded": (good + "=", {}),
+        "no separator": ("nothing-to-split", {}),
+        "one separator": (f"{value}.{signature}", {}),
+        "expired": (signed_at(now - 100), {"max_age": 10}),
+        "from the future": (signed_at(now + 100), {"max_age": 10}),
+        "from the future, no max_age": (signed_at(now + 100), {}),
+        "timestamp not base64": (resign(f"{value}.!!!!"), {}),
+        "timestamp too long": (resign(f"{value}.AAAAAAAAAAAAAAAA"), {}),
+        "timestamp past year 9999": (resign(f"{value}.AQAAAAAAAAA"), {}),
+        "payload not JSON": (resign("bm90IGpzb24.aIZkgA"), {}),
+        "compressed payload": (current.dumps({"note": "repeat " * 40}), {}),
+        "bytes": (good.encode(), {}),
+    }
+    ours = _PortalSerializer(["old", "new"], salt="s")
+    for name, (token, kwargs) in cases.items():
+        mine = _outcome(lambda token=token, kwargs=kwargs: ours.loads(token, **kwargs))
+        theirs = _outcome(lambda token=token, kwargs=kwargs: current.loads(token, **kwargs))
+        assert mine == theirs, name
+    # The good ones were read the short way: without the signer's own unsign.
+    def refuse(*args, **kwargs):
+        raise AssertionError("the stock way was taken")
+
+    monkeypatch.setattr(ours.make_signer(), "unsign", refuse)
+    assert ours.loads(good) == ours.loads(good, max_age=10) == {"csrf_token": TOKEN}
+
+
+def test_the_cookie_header_is_werkzeugs():
+    """The session cookie's header, put together from parts kept per configuration, is what
+    werkzeug's ``dump_cookie`` writes; a value werkzeug would quote, or a header over the
+    size limit, is left to werkzeug (which warns about the size)."""
+    from werkzeug.http import dump_cookie
+
+    app = Flask(__name__)
+    app.config["SECRET_KEY"] = "a key for this test"
+    interface = PortalSessionInterface()
+    value = interface.get_signing_serializer(app).dumps({"csrf_token": RAW})
+    for config in CONFIGS:
+        app.config.update(config)
+        expected = dump_cookie(
+            interface.get_cookie_name(app), value, domain=interface.get_cookie_domain(app),
+            path=interface.get_cookie_path(app), secure=interface.get_cookie_secure(app),
+            httponly=interface.get_cookie_httponly(app),
+            samesite=interface.get_cookie_samesite(app),
+            partitioned=interface.get_cookie_partitioned(app))
+        assert interface._cookie(app, value) == expected
+    assert interface._cookie(app, 'needs "quotes"') is None
+    assert interface._cookie(app, "a b") is None
+    app.config["MAX_COOKIE_SIZE"] = 40
+    assert interface._cookie(app, value) is None
+    response = app.response_class("page")
+    with app.test_request_context(), pytest.warns(UserWarning, match="too large"):
+        interface.save_session(app, _session({"csrf_token": RAW}, modified=True), response)
+    assert response.headers["Set-Cookie"].startswith("session=")
+
+
 def test_csrf_tokens_are_flask_wtfs(app):
     """The CSRF serializer makes tokens Flask-WTF's own serializer reads, and reads theirs."""
     secret = app.secret_key
     stock = URLSafeTimedSerializer(secret, salt="wtf-csrf-token")
-    ours = _csrf_serializer(secret)
+    ours = csrf_serializer(secret)
     assert stock.loads(ours.dumps(RAW)) == ours.loads(stock.dumps(RAW)) == RAW
 
 

@@ -19,7 +19,8 @@ from portal.i18n import compile_catalogues, wtforms_translations
 from portal.paths import TRANSLATIONS
 from portal.reporting.captcha import Widget
 from portal.reporting.pages import PageCache
-from portal.security import PortalSessionInterface, check_csrf, csrf_token
+from portal.security import check_csrf, csrf_token
+from portal.signing import PortalSessionInterface
 from tests.conftest import CSRF_RE, copy_portal, make_settings, receipt_of, submit_report
 
 LANGS = ("en", "fr", "es", "pt", "ar", "sw")
