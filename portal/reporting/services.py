@@ -167,12 +167,14 @@ def accept_report(report: NewReport, sealing_key: SealingKey, receipt_key: bytes
     }
     body = seal(envelope_id, payload, kid, public)
     # Two plain INSERTs in one transaction, everything computed beforehand: the database's
-    # write lock, which every worker waits for, is held only for them and the durable commit,
-    # which is done when the block ends (or nothing is stored, if anything fails).
+    # write lock, which every worker waits for, is held only for them and the durable commit
+    # at the transaction's end (or nothing is stored, if anything fails). The connection is
+    # taken from the pool before the turn and given back after it, not while others wait.
     engine = db.engine
-    with _one_writer_at_a_time(engine), engine.begin() as connection:
-        _INSERT_ENVELOPE.run(connection, {"id": envelope_id, "body": body, "created_at": now,
-                                          "attempts": 0, "next_attempt_at": now})
+    with engine.connect() as connection, _one_writer_at_a_time(engine), connection.begin():
+        _INSERT_ENVELOPE.run(connection, {"id": envelope_id, "body": body,
+                                          "created_at": now, "attempts": 0,
+                                          "next_attempt_at": now})
         _INSERT_RECEIPT.run(connection, {"receipt_hash": digest, "status": RECEIVED,
                                          "updated_at": now})
     return receipt
