@@ -8,7 +8,6 @@ two. ``tests/test_fast_paths.py`` compares each shortcut with the library's own 
 
 from __future__ import annotations
 
-import binascii
 import functools
 import hashlib
 import hmac
@@ -20,19 +19,19 @@ from flask.json.provider import DefaultJSONProvider
 from flask.json.tag import TaggedJSONSerializer
 from flask.sessions import SecureCookieSessionInterface, SessionMixin
 from itsdangerous import Signer, TimestampSigner, URLSafeTimedSerializer
-from itsdangerous.encoding import base64_decode, bytes_to_int, int_to_bytes, want_bytes
+from itsdangerous.encoding import (
+    base64_decode,
+    base64_encode,
+    bytes_to_int,
+    int_to_bytes,
+    want_bytes,
+)
 from itsdangerous.signer import HMACAlgorithm
 from werkzeug.http import dump_cookie
 
-_URL_SAFE = bytes.maketrans(b"+/", b"-_")
 # itsdangerous turns every timestamp it reads into a datetime, and fails on one past the last
 # day a datetime can hold: later ones are left to it.
 _LAST_TIMESTAMP = int(datetime(9999, 12, 31, tzinfo=UTC).timestamp())
-
-
-def _b64(data: bytes) -> bytes:
-    """itsdangerous' ``base64_encode`` for bytes: URL-safe base64 without padding."""
-    return binascii.b2a_base64(data, newline=False).translate(_URL_SAFE).rstrip(b"=")
 
 
 class _KeyCachingSigner(TimestampSigner):
@@ -108,15 +107,15 @@ class _PortalSerializer(URLSafeTimedSerializer):
     def dump_payload(self, obj: object) -> bytes:
         payload = want_bytes(self.serializer.dumps(obj, **self.serializer_kwargs))
         if len(payload) < _COMPRESS_FROM:
-            return _b64(payload)
+            return base64_encode(payload)
         return super().dump_payload(obj)
 
     def dumps(self, obj: object, salt: str | bytes | None = None) -> str | bytes:
         signer = self.make_signer(salt)
         if not getattr(signer, "plain_hmac", False):
             return super().dumps(obj, salt)
-        value = self.dump_payload(obj) + b"." + _b64(int_to_bytes(signer.get_timestamp()))
-        signed = value + b"." + _b64(signer.mac(value))
+        value = self.dump_payload(obj) + b"." + base64_encode(int_to_bytes(signer.get_timestamp()))
+        signed = value + b"." + base64_encode(signer.mac(value))
         return signed.decode() if self.is_text_serializer else signed
 
     def loads(self, s: str | bytes, max_age: int | None = None,  # type: ignore[override]
@@ -126,7 +125,7 @@ class _PortalSerializer(URLSafeTimedSerializer):
                 and not self.fallback_signers):
             value, _, signature = want_bytes(s).rpartition(b".")
             payload, dot, stamp = value.rpartition(b".")
-            if dot and hmac.compare_digest(signature, _b64(signer.mac(value))):
+            if dot and hmac.compare_digest(signature, base64_encode(signer.mac(value))):
                 try:
                     signed_at = bytes_to_int(base64_decode(stamp))
                 except Exception:  # any fault: the stock way below names it
@@ -208,26 +207,28 @@ class PortalSessionInterface(SecureCookieSessionInterface):
             return self.session_class()
         return super().open_session(app, request)
 
-    def _cookie(self, app: Flask, value: str) -> str | None:
-        """The Set-Cookie header werkzeug's ``dump_cookie`` writes for the session cookie
+    def _cookie_options(self, app: Flask) -> dict[str, object]:
+        """The session cookie's attributes, as ``set_cookie`` and ``dump_cookie`` take them."""
+        return {"domain": self.get_cookie_domain(app), "path": self.get_cookie_path(app),
+                "secure": self.get_cookie_secure(app), "httponly": self.get_cookie_httponly(app),
+                "samesite": self.get_cookie_samesite(app),
+                "partitioned": self.get_cookie_partitioned(app)}
+
+    def _cookie(self, app: Flask, name: str, options: dict[str, object],
+                value: str) -> str | None:
+        """The Set-Cookie header werkzeug's ``dump_cookie`` writes for the cookie ``name``
         holding ``value``, from its parts made once per cookie configuration; None for a
         value werkzeug would quote, or a header over the app's cookie size limit."""
         if not _BARE_COOKIE_VALUE.issuperset(value.encode()):
             return None
-        settings = (self.get_cookie_name(app), self.get_cookie_domain(app),
-                    self.get_cookie_path(app), self.get_cookie_secure(app),
-                    self.get_cookie_httponly(app), self.get_cookie_samesite(app),
-                    self.get_cookie_partitioned(app))
-        parts = self._cookies.get(settings)
+        key = (name, *options.values())
+        parts = self._cookies.get(key)
         if parts is None:
-            name, domain, path, secure, httponly, samesite, partitioned = settings
-            head, _, tail = dump_cookie(
-                name, _PROBE, domain=domain, path=path, secure=secure, httponly=httponly,
-                samesite=samesite, partitioned=partitioned).partition(_PROBE)
+            head, _, tail = dump_cookie(name, _PROBE, **options).partition(_PROBE)
             parts = (head, tail)
             if len(self._cookies) > 8:  # configuration changed at run time (tests)
                 self._cookies.clear()
-            self._cookies[settings] = parts
+            self._cookies[key] = parts
         header = parts[0] + value + parts[1]
         limit = app.config["MAX_COOKIE_SIZE"]
         return None if limit and len(header) > limit else header
@@ -241,14 +242,10 @@ class PortalSessionInterface(SecureCookieSessionInterface):
             super().save_session(app, session, response)
             return
         value = self.get_signing_serializer(app).dumps(dict(session))
-        header = self._cookie(app, value)
+        name, options = self.get_cookie_name(app), self._cookie_options(app)
+        header = self._cookie(app, name, options, value)
         if header is None:
-            response.set_cookie(
-                self.get_cookie_name(app), value,
-                httponly=self.get_cookie_httponly(app), domain=self.get_cookie_domain(app),
-                path=self.get_cookie_path(app), secure=self.get_cookie_secure(app),
-                partitioned=self.get_cookie_partitioned(app),
-                samesite=self.get_cookie_samesite(app))
+            response.set_cookie(name, value, **options)
         else:
             response.headers.add("Set-Cookie", header)
         vary = response.headers.get("Vary")

@@ -252,6 +252,11 @@ def test_the_cookie_header_is_werkzeugs():
     app.config["SECRET_KEY"] = "a key for this test"
     interface = PortalSessionInterface()
     value = interface.get_signing_serializer(app).dumps({"csrf_token": RAW})
+
+    def cookie(value: str) -> str | None:
+        return interface._cookie(app, interface.get_cookie_name(app),
+                                 interface._cookie_options(app), value)
+
     for config in CONFIGS:
         app.config.update(config)
         expected = dump_cookie(
@@ -260,11 +265,11 @@ def test_the_cookie_header_is_werkzeugs():
             httponly=interface.get_cookie_httponly(app),
             samesite=interface.get_cookie_samesite(app),
             partitioned=interface.get_cookie_partitioned(app))
-        assert interface._cookie(app, value) == expected
-    assert interface._cookie(app, 'needs "quotes"') is None
-    assert interface._cookie(app, "a b") is None
+        assert cookie(value) == expected
+    assert cookie('needs "quotes"') is None
+    assert cookie("a b") is None
     app.config["MAX_COOKIE_SIZE"] = 40
-    assert interface._cookie(app, value) is None
+    assert cookie(value) is None
     response = app.response_class("page")
     with app.test_request_context(), pytest.warns(UserWarning, match="too large"):
         interface.save_session(app, _session({"csrf_token": RAW}, modified=True), response)
