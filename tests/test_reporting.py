@@ -378,23 +378,24 @@ def test_sqlite_intake_takes_its_turn_after_another_process(app, client):
 
 
 def test_intake_stores_what_the_orm_would_store(app):
-    """Intake's INSERTs in the driver's own SQL store the very values SQLAlchemy's statement
-    does, as the database holds them (dates as text on SQLite), on either database."""
+    """Intake's INSERTs in the driver's own SQL (one joined statement on PostgreSQL) store the
+    very values SQLAlchemy's statements do, as the database holds them (dates as text on
+    SQLite), on either database."""
     from portal.db import utcnow
     from portal.reporting import services
 
     now = utcnow()
     rows = {"fast": ("f" * 64, "00000000-0000-4000-8000-00000000000f"),
             "core": ("c" * 64, "00000000-0000-4000-8000-00000000000c")}
-    with app.app_context(), db.engine.begin() as connection:
+    with app.app_context():
         for way, (digest, envelope_id) in rows.items():
             envelope = {"id": envelope_id, "body": b"\x00sealed\xff", "created_at": now,
                         "attempts": 0, "next_attempt_at": now}
             receipt = {"receipt_hash": digest, "status": "received", "updated_at": now}
             if way == "fast":
-                services._INSERT_ENVELOPE.run(connection, envelope)
-                services._INSERT_RECEIPT.run(connection, receipt)
-            else:
+                services._store(envelope, receipt)
+                continue
+            with db.engine.begin() as connection:
                 connection.execute(OutboxEnvelope.__table__.insert(), envelope)
                 connection.execute(ReceiptStatus.__table__.insert(), receipt)
     with app.app_context():
@@ -411,6 +412,58 @@ def test_intake_stores_what_the_orm_would_store(app):
         assert bytes(stored["fast"][0][0]) == b"\x00sealed\xff"
         assert db.session.get(OutboxEnvelope, rows["fast"][1]).created_at == now
         assert services._INSERT_ENVELOPE._for(db.engine.dialect) is not None  # not the Core path
+
+
+def test_intake_stores_both_rows_or_neither(app, client, monkeypatch):
+    """When the receipt's status cannot be written (here its hash is already taken), the
+    envelope is not kept either, on either database, and the reporter sees no receipt."""
+    from portal.reporting import services
+
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    monkeypatch.setattr(services, "new_receipt", lambda: "1234567812345678")
+    assert submit_report(client).status_code == 200
+    with app.app_context():
+        assert db.session.scalar(select(db.func.count()).select_from(OutboxEnvelope)) == 1
+    answer = submit_report(client)
+    assert answer.status_code == 500
+    assert "1234" not in answer.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(select(db.func.count()).select_from(OutboxEnvelope)) == 1
+        assert db.session.scalar(select(db.func.count()).select_from(ReceiptStatus)) == 1
+
+
+def test_postgresql_intake_is_one_statement_in_autocommit(app):
+    """On PostgreSQL a report is one statement sent outside any transaction block (one round
+    trip), and the pooled connections go back to transactions afterwards."""
+    from portal.db import utcnow
+    from portal.reporting import services
+
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("the joined statement is PostgreSQL's")
+    now, seen = utcnow(), []
+    with app.app_context():
+        engine = db.engine
+
+        def record(connection, cursor, statement, parameters, context, executemany):
+            seen.append((statement, connection.connection.dbapi_connection.autocommit))
+
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            services._store({"id": "00000000-0000-4000-8000-0000000000aa", "body": b"x",
+                             "created_at": now, "attempts": 0, "next_attempt_at": now},
+                            {"receipt_hash": "a" * 64, "status": "received", "updated_at": now})
+        finally:
+            event.remove(engine, "before_cursor_execute", record)
+        assert len(seen) == 1
+        statement, autocommit = seen[0]
+        assert statement.startswith("WITH envelope AS (INSERT INTO outbox ")
+        assert "INSERT INTO receipt_status " in statement and autocommit is True
+        pooled = [engine.connect() for _ in range(engine.pool.checkedin())]
+        try:
+            assert pooled and not any(c.connection.dbapi_connection.autocommit for c in pooled)
+        finally:
+            for connection in pooled:
+                connection.close()
 
 
 def test_sqlite_writer_lock_is_each_processs_own(tmp_path, monkeypatch):
