@@ -134,15 +134,22 @@ _INSERT_ENVELOPE = _Insert(OutboxEnvelope.__table__,
 _INSERT_RECEIPT = _Insert(ReceiptStatus.__table__, ("receipt_hash", "status", "updated_at"))
 
 
+_JOINED: dict[str, tuple[str, tuple, tuple] | None] = {}
+
+
 def _both_in_one_statement(dialect: Dialect) -> tuple[str, tuple, tuple] | None:
-    """On PostgreSQL, the two INSERTs as one statement: the envelope's in a WITH clause, which
-    the server runs to completion whether or not the outer INSERT reads it. One statement is
-    its own transaction, so it is sent in autocommit mode: one round trip to the server instead
-    of four (BEGIN, two INSERTs, COMMIT), and still both rows or neither."""
-    envelope, receipt = _INSERT_ENVELOPE._for(dialect), _INSERT_RECEIPT._for(dialect)
-    if dialect.name != "postgresql" or envelope is None or receipt is None:
-        return None
-    return f"WITH envelope AS ({envelope[0]}) {receipt[0]}", envelope[1], receipt[1]
+    """On PostgreSQL, the two INSERTs as one statement (made once per dialect, like each
+    INSERT): the envelope's in a WITH clause, which the server runs to completion whether or
+    not the outer INSERT reads it. One statement is its own transaction, so it is sent in
+    autocommit mode: one round trip to the server instead of four (BEGIN, two INSERTs,
+    COMMIT), and still both rows or neither."""
+    if dialect.name not in _JOINED:
+        envelope, receipt = _INSERT_ENVELOPE._for(dialect), _INSERT_RECEIPT._for(dialect)
+        joined = None
+        if dialect.name == "postgresql" and envelope is not None and receipt is not None:
+            joined = (f"WITH envelope AS ({envelope[0]}) {receipt[0]}", envelope[1], receipt[1])
+        _JOINED[dialect.name] = joined
+    return _JOINED[dialect.name]
 
 
 def _store(envelope: dict[str, object], receipt: dict[str, object]) -> None:
