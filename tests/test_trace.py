@@ -7,6 +7,7 @@ only given as IP literals, and a guard fails any socket use towards another addr
 from __future__ import annotations
 
 import importlib.util
+import ipaddress
 import json
 import secrets
 import socket
@@ -25,7 +26,22 @@ ZONE: dict[str, dict[str, list[str]]] = {
     "cdn.example.test.": {"A": ["198.51.100.7"]},
     "multi.example.test.": {"A": ["203.0.113.6", "203.0.113.5", "203.0.113.6"]},
     "empty.example.test.": {},
+    # Answers inside private networks: the trace must flag them and keep none of them.
+    "private.example.test.": {"A": ["10.0.0.5"]},
+    "loopback.example.test.": {"A": ["127.0.0.1"]},
+    "ula.example.test.": {"AAAA": ["fd00::1"]},
+    "mapped.example.test.": {"AAAA": ["::ffff:10.0.0.5"]},
+    "nat64.example.test.": {"AAAA": ["64:ff9b::a00:5"]},
+    "linklocal.example.test.": {"A": ["169.254.169.254"], "AAAA": ["fe80::1"]},
+    "mixed.example.test.": {"A": ["192.0.2.20", "10.0.0.5"], "AAAA": ["fd00::1"]},
+    "nat64-public.example.test.": {"AAAA": ["64:ff9b::101:101"]},  # 1.1.1.1 through NAT64
+    # Names the URL rules refuse; the server would answer, but must never be asked.
+    **{name: {"A": ["10.0.0.5"], "AAAA": ["fd00::1"]} for name in (
+        "db.corp.", "kubernetes.default.svc.", "web.service.consul.", "localhost.",
+        "printer.local.", "nas.home.arpa.", "vault.internal.", "intranet.")},
 }
+PRIVATE_ANSWERS = ("10.0.0.5", "127.0.0.1", "fd00::1", "::ffff:10.0.0.5", "::ffff:a00:5",
+                   "64:ff9b::a00:5", "169.254.169.254", "fe80::1")
 LOOPBACK = "127.0.0.1"
 
 
@@ -51,7 +67,7 @@ class ZoneResolver:
             reply.header.rcode = RCODE.NXDOMAIN
             return reply
         for value in ZONE[name].get(qtype, []):
-            rdata = A(value) if qtype == "A" else AAAA(value)
+            rdata = A(value) if qtype == "A" else AAAA(ipaddress.ip_address(value).exploded)
             reply.add_answer(RR(request.q.qname, getattr(QTYPE, qtype), rdata=rdata, ttl=60))
         return reply
 
@@ -223,3 +239,57 @@ def test_to_dict_is_json(tracer: Tracer):
     data = json.loads(json.dumps(tracer.trace("https://1.1.1.1/").to_dict()))
     assert data["addresses"] == ["1.1.1.1"] and data["behind_cdn"] is True
     assert json.loads(json.dumps(tracer.trace("not a url://").to_dict()))["error"] == "invalid_url"
+
+
+# -- private answers and internal names ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "kept"),
+    [
+        ("private.example.test", ()),
+        ("loopback.example.test", ()),
+        ("ula.example.test", ()),
+        ("mapped.example.test", ()),
+        ("nat64.example.test", ()),
+        ("linklocal.example.test", ()),
+        ("mixed.example.test", ("192.0.2.20",)),
+    ],
+)
+def test_private_answers_are_flagged_and_dropped(tracer: Tracer, dns_server: tuple[int, ZoneResolver],
+                                                 name: str, kept: tuple[str, ...]):
+    trace = tracer.trace(f"https://{name}/page")
+    assert (f"{name}.", "A") in dns_server[1].questions  # it was asked; the answer is what is refused
+    assert (trace.addresses, trace.error) == (kept, "private_address")
+    assert (trace.country, trace.asn, trace.network, trace.cdn) == ("", "", "", "")
+    assert not any(address in json.dumps(trace.to_dict()) for address in PRIVATE_ANSWERS)
+
+
+def test_nat64_answer_of_a_public_address_is_kept_and_located(tracer: Tracer):
+    trace = tracer.trace("https://nat64-public.example.test/")
+    assert (trace.addresses, trace.error) == (("64:ff9b::101:101",), "")
+    assert (trace.network, trace.cdn) == ("CLOUDFLARENET", "Cloudflare")  # located as 1.1.1.1
+
+
+@pytest.mark.parametrize("name", ["db.corp", "kubernetes.default.svc", "web.service.consul", "localhost",
+                                  "printer.local", "nas.home.arpa", "vault.internal", "intranet",
+                                  "DB.Corp.", "ｌｏｃａｌｈｏｓｔ"])
+def test_names_the_url_rules_refuse_are_never_looked_up(tracer: Tracer,
+                                                        dns_server: tuple[int, ZoneResolver], name: str):
+    before = list(dns_server[1].questions)
+    trace = tracer.trace(f"http://{name}/admin")
+    assert (trace.addresses, trace.error) == ((), "refused_name")
+    assert dns_server[1].questions == before
+
+
+@pytest.mark.parametrize("url", ["http://10.0.0.5/", "http://127.0.0.1:8080/", "http://2130706433/",
+                                 "http://0x7f.0.0.1/", "http://[::1]/", "http://[fd00::1]/",
+                                 "http://[::ffff:127.0.0.1]/", "http://[::ffff:7f00:1]/",
+                                 "http://[::127.0.0.1]/", "http://[64:ff9b::a00:1]/",
+                                 "http://[fe80::1%25eth0]/"])
+def test_private_address_literals_are_flagged_without_dns(tracer: Tracer,
+                                                          dns_server: tuple[int, ZoneResolver], url: str):
+    before = len(dns_server[1].questions)
+    trace = tracer.trace(url)
+    assert (trace.addresses, trace.error) == ((), "private_address")
+    assert len(dns_server[1].questions) == before

@@ -1,9 +1,11 @@
+import ipaddress
 import itertools
 import random
 
 import idna
 import pytest
 
+from portal import public_hosts
 from portal.reporting.urls import PLAIN_HOST_RE, normalise, parse_urls
 
 
@@ -37,8 +39,10 @@ def test_normalise_accepts_and_cleans(typed, expected):
         ("data:text/html,hello", "scheme"),
         ("http://", "no_host"),
         ("http:///path-only", "no_host"),
-        ("intranet/page", "no_host"),
-        ("http://localhost:8000/", "no_host"),
+        ("intranet/page", "private"),
+        ("printer/page", "no_host"),
+        ("http://localhost:8000/", "private"),
+        ("http://router:8080/", "no_host"),
         ("http://printer.local/", "private"),
         ("http://127.0.0.1/", "private"),
         ("http://10.1.2.3/", "private"),
@@ -96,3 +100,100 @@ def test_plain_host_shortcut_matches_idna():
     for host in ("ab--cd.test", "xn--bcher-kva.test", "a" * 64 + ".test", "x" * 250 + ".test",
                  "-a.test", "a-.test", "a..test", "A.test", "a_b.test"):
         assert not PLAIN_HOST_RE.match(host), host
+
+
+# -- special-use and internal names, non-public addresses (issue 14) ------------------------------
+
+
+@pytest.mark.parametrize("host", [
+    # IANA special-use domain names
+    "localhost", "www.localhost", "LocalHost.", "localhost.localdomain", "printer.local",
+    "api.svc.cluster.local", "hidden.onion", "site.invalid", "name.alt", "router.home.arpa",
+    "1.2.0.192.in-addr.arpa", "1.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa", "ipv4only.arpa",
+    "ｌｏｃａｌｈｏｓｔ",  # full-width letters that IDNA maps to "localhost"
+    # names used inside networks
+    "db.corp", "files.home", "nas.lan", "wiki.intranet", "git.private", "host.docker.internal",
+    "vault.internal", "kubernetes.default.svc", "web.service.consul", "smtp.mail", "box.localdomain",
+    # single labels that are such names
+    "intranet", "corp",
+])
+def test_special_use_and_internal_names_are_private(host):
+    assert normalise(f"http://{host}/page") == (None, "private"), host
+    assert normalise(f"{host}/page") == (None, "private"), host
+
+
+@pytest.mark.parametrize("host", ["printer", "router", "fileserver01", "test", "example"])
+def test_single_label_names_have_no_website_name(host):
+    assert normalise(f"http://{host}/x") == (None, "no_host")
+
+
+@pytest.mark.parametrize("host", [
+    # the documentation names stay accepted: tests and the demo use them
+    "example.test", "site.example.test", "a.example", "report.demo.example", "example.com",
+    "www.example.net", "example.org",
+    # a refused word as an inner label, or inside a label, is not a refused suffix
+    "localhost.example.test", "corp.example.test", "local.example", "svc.example.com",
+    "consul.example.test", "mylocal.example", "intranetx.example.test", "home.example.org",
+])
+def test_documentation_and_look_alike_names_are_accepted(host):
+    assert normalise(f"https://{host}/") == (f"https://{host}/", None)
+
+
+@pytest.mark.parametrize("host", [
+    # IPv4 ranges that are not public
+    "0.1.2.3", "100.64.0.1", "100.127.255.254", "192.0.0.9", "192.0.0.170", "198.18.0.1",
+    "198.19.255.255", "224.0.0.251", "239.255.255.250", "240.0.0.1", "255.255.255.255",
+    # IPv6: loopback, unspecified, link-local, unique-local, site-local, discard, multicast, Teredo
+    "[::1]", "[::]", "[fe80::1]", "[fe80::1%25eth0]", "[fd00::1]", "[fc00::1]", "[fec0::1]",
+    "[100::1]", "[ff02::1]", "[2001::1]",
+    # IPv6 forms that carry a private IPv4 address
+    "[::ffff:127.0.0.1]", "[::ffff:7f00:1]", "[::ffff:10.0.0.5]", "[::ffff:a9fe:a9fe]",
+    "[::127.0.0.1]", "[::7f00:1]", "[::192.0.2.1]",  # IPv4-compatible: deprecated, all refused
+    "[64:ff9b::a00:1]", "[64:ff9b::7f00:1]", "[64:ff9b::10.0.0.1]",
+    "[64:ff9b:1::a00:1]", "[64:ff9b:1::c000:201]",  # local-use NAT64: refused whatever it carries
+    "[2002:7f00:1::1]", "[2002:a00:1::]",  # 6to4 of private IPv4 addresses
+])
+def test_non_public_address_forms_are_private(host):
+    assert normalise(f"http://{host}/x") == (None, "private"), host
+
+
+@pytest.mark.parametrize(("typed", "expected"), [
+    ("http://192.0.2.10/", "http://192.0.2.10/"),
+    ("http://198.51.100.7/", "http://198.51.100.7/"),
+    ("http://203.0.113.255/", "http://203.0.113.255/"),
+    ("http://[2001:db8::1]/", "http://[2001:db8::1]/"),
+    ("http://[3fff::10]/", "http://[3fff::10]/"),
+    ("http://[::ffff:192.0.2.10]/", "http://[::ffff:c000:20a]/"),  # carries a documentation address
+    ("http://[64:ff9b::198.51.100.7]/", "http://[64:ff9b::c633:6407]/"),
+    ("http://[2002:cb00:7105::1]/", "http://[2002:cb00:7105::1]/"),  # 6to4 of 203.0.113.5
+])
+def test_documentation_addresses_in_every_form_are_accepted(typed, expected):
+    assert normalise(typed) == (expected, None)
+
+
+def test_every_blocked_range_is_refused_in_each_ipv6_form():
+    """Random addresses from each non-public IPv4 range, as written plainly, IPv4-mapped, through
+    NAT64 and 6to4, and from each non-public IPv6 range: all are "private"."""
+    generator = random.Random(20261214)  # noqa: S311 - test data, not secrets
+    checked = 0
+    for network in public_hosts.NOT_PUBLIC:
+        for _ in range(20):
+            address = network[generator.randrange(network.num_addresses)]
+            if network.version == 4:
+                value = int(address)
+                forms = [str(address), f"[::ffff:{address}]", f"[64:ff9b::{address}]",
+                         f"[{ipaddress.IPv6Address((0x2002 << 112) | (value << 80))}]"]
+            else:
+                forms = [f"[{address}]"]
+            for form in forms:
+                assert normalise(f"http://{form}/") == (None, "private"), form
+                checked += 1
+    assert checked > 500
+
+
+def test_parse_reports_internal_names_and_address_forms_by_line():
+    urls, problems = parse_urls("ok.example.test\ndb.corp/admin\nhttp://[::ffff:127.0.0.1]/x\nrouter\n"
+                                "http://[64:ff9b::a00:1]/\nsite.example")
+    assert urls == ["http://ok.example.test/", "http://site.example/"]
+    assert [(p.line, p.reason) for p in problems] == [(2, "private"), (3, "private"), (4, "no_host"),
+                                                      (5, "private")]

@@ -2,6 +2,8 @@
 
 Nothing here fetches the URL or opens a connection to the host: the only traffic is the DNS
 queries sent to the configured resolver. Country and network come from geoip2fast's bundled data.
+A name the URL rules refuse is never looked up, and an answer that is not a public address is
+dropped and flagged, never kept: nothing about a private network reaches the database or a page.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ from urllib.parse import urlsplit
 import dns.exception
 import dns.resolver
 
+from portal import public_hosts
+from portal.reporting.urls import normalise
+
 CDN_FILE = Path(__file__).with_name("data") / "cdn_networks.toml"
 # The geoip2fast file with country + AS organisation for IPv4 and IPv6. Its data keeps the AS
 # organisation name but not the AS number, so HostingTrace.asn stays "" with it.
@@ -29,7 +34,11 @@ IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 @dataclass(frozen=True)
 class HostingTrace:
-    """What DNS and the IP database say about one URL's host; error is "" or a reason code."""
+    """What DNS and the IP database say about one URL's host, public addresses only.
+
+    error is "" or a reason code: invalid_url, refused_name (a name the URL rules refuse, not
+    looked up), private_address (DNS gave a non-public address, left out of addresses), nxdomain,
+    timeout, resolver_error, no_address."""
 
     host: str
     addresses: tuple[str, ...] = ()
@@ -141,8 +150,8 @@ class IpDatabase:
             ip = ipaddress.ip_address(address)
         except ValueError:
             return "", "", ""
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
+        if isinstance(ip, ipaddress.IPv6Address):
+            ip = public_hosts.embedded_ipv4(ip) or ip
         if not ip.is_global or ip.is_multicast or ip.is_reserved:
             return "", "", ""
         detail = self._loaded().lookup(str(ip))
@@ -211,7 +220,12 @@ class Tracer:
         host = _host_of(url)
         if not host:
             return HostingTrace(host="", error="invalid_url")
+        if ip_literal(host) is None and normalise(host)[1] is not None:
+            return HostingTrace(host=host, error="refused_name")  # an item stored under older rules
         addresses, error = self.resolver.resolve(host)
+        public = [a for a in addresses if public_hosts.is_public_address(ipaddress.ip_address(a))]
+        if len(public) < len(addresses):
+            addresses, error = public, "private_address"
         country = asn = network = cdn = ""
         for address in addresses:
             found = self.ipdb.lookup(address)
