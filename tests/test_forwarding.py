@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -225,15 +227,36 @@ def test_cli_forward_and_import_once(app, client, settings):
 
 def test_cli_keys_export_and_import_public(tmp_path):
     central, edge = tmp_path / "central", tmp_path / "edge"
-    assert portal_cli(central, "keys", "generate").returncode == 0
+    generated = portal_cli(central, "keys", "generate")
+    assert generated.returncode == 0 and "new status-signing key" in generated.stdout
     exported = portal_cli(central, "keys", "export-public")
     assert exported.returncode == 0 and '"current"' in exported.stdout
+    assert len(json.loads(exported.stdout)["status_verify"]) == 1
+    assert "PRIVATE" not in exported.stdout.upper()
     key_file = tmp_path / "public.json"
     key_file.write_text(exported.stdout)
     installed = portal_cli(edge, "keys", "import-public", str(key_file))
     assert installed.returncode == 0, installed.stderr
+    assert "installed 1 status verify key(s)" in installed.stdout
     assert read_public(edge / "keys").to_json() == read_public(central / "keys").to_json()
-    assert not (edge / "keys" / "private").exists()
+    # The edge holds no private key of either kind: no sealing key, no signing key.
+    assert sorted(p.name for p in (edge / "keys").iterdir()) == ["public.json"]
+    assert (central / "keys" / "signing").is_dir() and (central / "keys" / "private").is_dir()
+    # From standard input too.
+    piped = subprocess.run([sys.executable, "-m", "portal.cli", "keys", "import-public", "-"],
+                           input=exported.stdout, capture_output=True, text=True, timeout=180,
+                           env={**os.environ, "PORTAL_INSTANCE_PATH": str(tmp_path / "edge2"),
+                                "PORTAL_SECRET_KEY": "x" * 40}, check=False)
+    assert piped.returncode == 0, piped.stderr
+    assert read_public(tmp_path / "edge2" / "keys").verify == read_public(central / "keys").verify
+    # A file from before status updates were signed still imports, with a loud warning.
+    old = json.loads(exported.stdout)
+    del old["status_verify"]
+    key_file.write_text(json.dumps(old))
+    installed = portal_cli(edge, "keys", "import-public", str(key_file))
+    assert installed.returncode == 0, installed.stderr
+    assert "no status verify key" in installed.stderr and "drop every status update" in installed.stderr
+    assert read_public(edge / "keys").verify == {}
     key_file.write_text('{"current": "x", "keys": {}}')
     refused = portal_cli(edge, "keys", "import-public", str(key_file))
     assert refused.returncode != 0 and "current key" in refused.stderr
@@ -261,3 +284,13 @@ def test_cli_keys_rotate_list_and_retire(tmp_path):
     assert portal_cli(central, "keys", "retire", old).returncode == 0
     assert set(read_private(central / "keys")) == {new}
     assert set(read_public(central / "keys").keys) == {new}
+    # Each generate also made a status-signing key; the old one is retired the same way.
+    old_signing, new_signing = sorted(read_public(central / "keys").verify,
+                                      key=lambda k: (central / "keys" / "signing" / f"{k}.key")
+                                      .stat().st_mtime_ns)
+    assert f"{old_signing}\tstatus signing, private key here" in listed
+    assert portal_cli(central, "keys", "retire", old_signing).returncode == 0
+    assert set(read_public(central / "keys").verify) == {new_signing}
+    assert [p.stem for p in (central / "keys" / "signing").iterdir()] == [new_signing]
+    refused = portal_cli(central, "keys", "retire", new_signing)
+    assert refused.returncode != 0 and "only status-signing key" in refused.stderr

@@ -22,8 +22,9 @@ from portal.db import db
 from portal.forwarding.aws import S3SqsTransport
 from portal.forwarding.forwarder import apply_status_updates, forward_once
 from portal.forwarding.importer import import_once
-from portal.forwarding.keyring import generate, read_public
+from portal.forwarding.keyring import generate, key_id, read_public
 from portal.forwarding.models import OutboxEnvelope
+from portal.forwarding.status_signer import StatusSigner, generate_signing_key
 from portal.reporting.receipts import receipt_hash
 from portal.settings import SettingsError
 from tests.aws import CREDENTIALS, create_resources
@@ -64,6 +65,7 @@ def pair(tmp_path, aws):
     """A central deployment holding the private key and an edge holding only the public one."""
     central_keys = tmp_path / "central" / "keys"
     generate(central_keys)
+    generate_signing_key(central_keys)
     edge_keys = tmp_path / "edge" / "keys"
     edge_keys.mkdir(parents=True)
     (edge_keys / "public.json").write_text(read_public(central_keys).to_json())
@@ -158,6 +160,48 @@ def test_round_trip_between_separate_deployments(pair, aws):
         assert apply_status_updates(edge.transport) == 3
         client = edge.app.test_client()
         assert {status_of(client, r) for r in receipts} == {"in_assessment"}
+
+
+def status_queue_size(aws) -> int:
+    """Messages in the status queue, visible or taken and not yet deleted."""
+    attributes = aws.client("sqs").get_queue_attributes(
+        QueueUrl=aws.status_queue_url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return sum(int(value) for value in attributes.values())
+
+
+def test_unsigned_and_forged_status_updates_are_dropped_from_the_queue(pair, aws):
+    from nacl.signing import SigningKey
+
+    edge, central = pair
+    (receipt,) = report_many(edge, 1)
+    with edge.ctx():
+        forward_once(edge.transport)
+        hashed = receipt_hash(receipt, edge.app.extensions["portal.reporting"]["receipt_key"])
+    assert central_import(central).imported == 1
+    closed = json.dumps({"receipt_hash": hashed, "status": "closed", "at": "2030-01-01T00:00:00+00:00",
+                         "signed_at": "2030-01-01T00:00:00+00:00"}).encode()
+    forger = SigningKey.generate()
+    sqs = aws.client("sqs")
+    sqs.send_message(QueueUrl=aws.status_queue_url, MessageBody=closed.decode())  # unsigned
+    sqs.send_message(QueueUrl=aws.status_queue_url, MessageBody=StatusSigner(
+        {key_id(bytes(forger.verify_key)): forger}).sign(closed).decode())
+    with central.ctx():
+        set_status(db.session.scalars(select(Report)).one(), "in_assessment")
+        db.session.commit()
+        assert ship_status_updates(central.transport) == 1
+    assert status_queue_size(aws) == 3
+    with edge.ctx():
+        applied = 0
+        for _ in range(3):  # SQS hands out at most a batch per receive, in no set order
+            applied += apply_status_updates(edge.transport)
+            if status_queue_size(aws) == 0:
+                break
+        assert applied == 1
+        assert status_of(edge.app.test_client(), receipt) == "in_assessment"
+    # Deleted, not merely hidden until the visibility timeout brings them back.
+    assert status_queue_size(aws) == 0
 
 
 def test_put_requests_server_side_encryption(pair, aws):

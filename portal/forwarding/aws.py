@@ -160,8 +160,10 @@ class S3SqsTransport:
             raise TransportError(f"SQS status send failed: {_reason(exc)}") from exc
 
     def reject_status(self, delivery: Delivery, reason: str) -> None:
-        """Leave it: after a few receives SQS moves it to the status dead-letter queue (the
-        edge may not write objects outside envelopes/)."""
+        """Delete it: the edge may not write objects outside envelopes/, so there is no dead
+        letter to keep (the forwarder has logged the reason); left in the queue, a forged or
+        broken update would come back after every visibility timeout."""
+        delivery.ack()
 
     def receive_status(self, limit: int = 10) -> Iterator[Delivery]:
         # A short wait: the edge's forwarder must not sit on the status queue.

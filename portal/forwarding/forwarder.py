@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from flask import current_app
+from nacl.signing import VerifyKey
 from sqlalchemy import select
 
 from portal.db import db, utcnow
+from portal.forwarding.keyring import KeyringError
 from portal.forwarding.models import OutboxEnvelope, apply_status
+from portal.forwarding.status_verifier import NO_VERIFY_KEY, BadStatusUpdate, verify_status
 from portal.forwarding.transport import Transport, TransportError
 
 log = logging.getLogger(__name__)
@@ -64,17 +67,36 @@ def forward_once(transport: Transport, now: datetime | None = None, batch: int =
     return result
 
 
-def apply_status_updates(transport: Transport, limit: int = 500) -> int:
-    """Apply status updates sent back by the centre; keyed only by the receipt hash."""
-    applied = 0
-    for delivery in transport.receive_status(limit):
+def apply_status_updates(transport: Transport, limit: int = 500,
+                         verify_keys: dict[str, VerifyKey] | None = None,
+                         now: datetime | None = None) -> int:
+    """Apply the status updates the centre signed; keyed only by the receipt hash.
+
+    An update that is unsigned, signed by a key not installed here, wrongly signed, too old or
+    malformed is dropped (logged without its content, then taken off the transport so that it
+    does not come back). ``verify_keys`` defaults to those of this edge's keyring; when the
+    key file cannot be read nothing is taken from the transport this round."""
+    if verify_keys is None:
         try:
-            message = json.loads(delivery.data)
-            changed = apply_status(
-                message["receipt_hash"], message["status"], datetime.fromisoformat(message["at"])
-            )
-        except (ValueError, KeyError, TypeError) as exc:
-            transport.reject_status(delivery, f"status update unreadable: {type(exc).__name__}")
+            verify_keys = current_app.extensions["portal.status_verify_keys"].get()
+        except KeyringError as exc:
+            log.error("status updates left on the transport: %s", exc)
+            return 0
+    now = now or utcnow()
+    applied = 0
+    warned = False
+    for delivery in transport.receive_status(limit):
+        if not verify_keys and not warned:
+            log.error(NO_VERIFY_KEY)
+            warned = True
+        try:
+            update = verify_status(delivery.data, verify_keys, now)
+            # apply_status keeps the newest by ``at``: a replayed older update changes nothing.
+            changed = apply_status(update.receipt_hash, update.status, update.at)
+        except ValueError as exc:  # BadStatusUpdate, or apply_status refusing the fields
+            reason = str(exc) if isinstance(exc, BadStatusUpdate) else "not a status update"
+            log.warning("status update %s dropped: %s", delivery.name, reason)
+            transport.reject_status(delivery, f"status update dropped: {reason}")
             continue
         db.session.commit()
         delivery.ack()

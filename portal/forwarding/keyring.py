@@ -1,12 +1,18 @@
-"""The keyring on disk: public keys for sealing, private keys (central only) for opening.
+"""The keyring on disk: public keys for sealing, private keys (central only) for opening,
+and the verify keys of the centre's signed status updates.
 
 Layout of ``PORTAL_KEYS_PATH``::
 
-    public.json          {"current": KID, "keys": {KID: base64 X25519 public key, ...}}
+    public.json          {"current": KID, "keys": {KID: base64 X25519 public key, ...},
+                          "status_verify": {KID: base64 Ed25519 verify key, ...}}
     private/KID.key      base64 X25519 private key, mode 0600 (central side only)
+    signing/KID.key      base64 Ed25519 signing key, mode 0600 (central side only; written and
+                         read by :mod:`portal.forwarding.status_signer`, never by this module)
 
 A key id (KID) is the first 16 hex digits of the SHA-256 of the public key, so an edge and
-the central side agree on it without coordination.
+the central side agree on it without coordination. A public key file from before status
+updates were signed has no ``status_verify``: it still imports, and an edge holding it drops
+every status update (see :mod:`portal.forwarding.status_verifier`).
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import base64
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from nacl.public import PrivateKey, PublicKey
@@ -25,20 +31,36 @@ class KeyringError(Exception):
     pass
 
 
+SIGNING_FOLDER = "signing"
+
+
 def key_id(public: bytes) -> str:
     return hashlib.sha256(public).hexdigest()[:16]
+
+
+def _b64_keys(keys: dict[str, bytes]) -> dict[str, str]:
+    return {k: base64.b64encode(v).decode() for k, v in keys.items()}
+
+
+def _raw_keys(data: object) -> dict[str, bytes]:
+    if not isinstance(data, dict):
+        raise TypeError("keys are not a mapping")
+    return {str(k): base64.b64decode(v, validate=True) for k, v in data.items()}
 
 
 @dataclass(frozen=True)
 class PublicKeys:
     current: str
     keys: dict[str, bytes]
+    # Ed25519 keys the centre signs status updates with; an edge accepts a signature by any.
+    verify: dict[str, bytes] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(
             {
                 "current": self.current,
-                "keys": {k: base64.b64encode(v).decode() for k, v in self.keys.items()},
+                "keys": _b64_keys(self.keys),
+                "status_verify": _b64_keys(self.verify),
             },
             indent=2,
             sort_keys=True,
@@ -48,19 +70,21 @@ class PublicKeys:
     def from_json(cls, text: str, source: str) -> PublicKeys:
         try:
             data = json.loads(text)
-            keys = {k: base64.b64decode(v, validate=True) for k, v in data["keys"].items()}
+            keys = _raw_keys(data["keys"])
             current = data["current"]
+            verify = _raw_keys(data.get("status_verify", {}))  # absent in older files
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise KeyringError(f"{source}: not a public key file ({exc})") from exc
-        for kid, raw in keys.items():
-            if len(raw) != 32 or key_id(raw) != kid:
-                raise KeyringError(f"{source}: key {kid} is not a valid X25519 public key")
+        for kinds, name in ((keys, "X25519 public key"), (verify, "Ed25519 verify key")):
+            for kid, raw in kinds.items():
+                if len(raw) != 32 or key_id(raw) != kid:
+                    raise KeyringError(f"{source}: key {kid} is not a valid {name}")
         if current not in keys:
             raise KeyringError(f"{source}: current key {current!r} is not in the file")
-        return cls(current=current, keys=keys)
+        return cls(current=current, keys=keys, verify=verify)
 
 
-def _write_atomic(path: Path, data: bytes, mode: int) -> None:
+def write_atomic(path: Path, data: bytes, mode: int) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     with os.fdopen(fd, "wb") as handle:
@@ -82,7 +106,7 @@ def read_public(keys_path: Path) -> PublicKeys:
 
 def install_public(keys_path: Path, public: PublicKeys) -> None:
     keys_path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    _write_atomic(keys_path / "public.json", public.to_json().encode() + b"\n", 0o644)
+    write_atomic(keys_path / "public.json", public.to_json().encode() + b"\n", 0o644)
 
 
 def read_private(keys_path: Path) -> dict[str, PrivateKey]:
@@ -112,12 +136,12 @@ def generate(keys_path: Path) -> str:
     kid = key_id(public)
     folder = keys_path / "private"
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    _write_atomic(folder / f"{kid}.key", base64.b64encode(bytes(private)) + b"\n", 0o600)
+    write_atomic(folder / f"{kid}.key", base64.b64encode(bytes(private)) + b"\n", 0o600)
     try:
-        existing = read_public(keys_path).keys
+        existing = read_public(keys_path)
     except KeyringError:
-        existing = {}
-    install_public(keys_path, PublicKeys(current=kid, keys={**existing, kid: public}))
+        existing = PublicKeys(current=kid, keys={})
+    install_public(keys_path, replace(existing, current=kid, keys={**existing.keys, kid: public}))
     return kid
 
 
@@ -126,13 +150,23 @@ def public_key(keys: PublicKeys) -> tuple[str, PublicKey]:
 
 
 def retire(keys_path: Path, kid: str) -> None:
-    """Forget an old key pair: envelopes sealed with it can no longer be opened."""
+    """Forget an old key pair: envelopes sealed with it can no longer be opened, or status
+    updates signed with it verified once the edges have the new public key file."""
     public = read_public(keys_path)
+    signing_file = keys_path / SIGNING_FOLDER / f"{kid}.key"
+    if kid in public.verify or signing_file.exists():
+        others = [p for p in (keys_path / SIGNING_FOLDER).glob("*.key") if p != signing_file]
+        if not others:
+            raise KeyringError(f"{kid} is the only status-signing key; generate a new one first")
+        remaining = {k: v for k, v in public.verify.items() if k != kid}
+        install_public(keys_path, replace(public, verify=remaining))
+        signing_file.unlink(missing_ok=True)
+        return
     if kid == public.current:
         raise KeyringError(f"{kid} is the current key; generate a new one first")
     private_file = keys_path / "private" / f"{kid}.key"
     if kid not in public.keys and not private_file.exists():
         raise KeyringError(f"no key {kid} in {keys_path}")
     remaining = {k: v for k, v in public.keys.items() if k != kid}
-    install_public(keys_path, PublicKeys(current=public.current, keys=remaining))
+    install_public(keys_path, replace(public, keys=remaining))
     private_file.unlink(missing_ok=True)
