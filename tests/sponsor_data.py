@@ -3,7 +3,9 @@ lists them); also used by the retention tests."""
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 from datetime import UTC, date, datetime
 
 from portal.assessment.models import Action, Assessment, Item, Report, ReportUrl
@@ -68,3 +70,101 @@ def fill() -> dict[str, Item]:
         db.session.add(Action(item_id=items[key].id, kind=kind, analyst_id=1, at=at(when)))
     db.session.commit()
     return items
+
+
+def add_reports(received: str, count: int, *, lang: str = "en", content: str = "images",
+                outcome: str | None = None, country: str | None = None,
+                portal: str = "demo") -> None:
+    """``count`` reports received at ``received`` (UTC), each naming one new item with this
+    outcome (None: not assessed yet) and hosting country: hand-made data sets for the
+    suppression tests, where each report is one figure in each breakdown."""
+    start = db.session.query(Report).count()
+    for n in range(start + 1, start + count + 1):
+        url = f"http://n{n}.example.test/"
+        item = Item(url=url, url_hash=hashlib.sha256(url.encode()).hexdigest(),
+                    first_seen_at=at(received), report_count=1, last_outcome=outcome,
+                    trace_country=country)
+        db.session.add(Report(envelope_id=f"00000000-0000-4000-9000-{n:012d}", portal=portal,
+                              lang=lang, urgent=False, received_at=at(received),
+                              content_type=content, where_found="website",
+                              receipt_hash=f"{n:064d}", urls=[ReportUrl(position=0, url=url)],
+                              items=[item]))
+    db.session.commit()
+
+
+def csv_breakdowns(rows: list[list[str]]) -> list[tuple[tuple, list[tuple], bool]]:
+    """The breakdowns a reader of the sponsor CSV can add up, as (total, cells, rest): each
+    figure is (metric, column); ``rest`` when the total also holds a part that is not a row
+    (the reports not marked urgent). A total ("illegal", column) is no row: the two illegal
+    outcomes added up."""
+    header, body = rows[0], rows[1:]
+    metrics = [row[0] for row in body]
+    found = []
+    for col in (1, 2):
+        def having(prefix: str, col: int = col) -> list[tuple]:
+            return [(m, col) for m in metrics if m.startswith(prefix)]
+
+        found += [(("reports", col), having("language:"), False),
+                  (("reports", col), having("content_type:"), False),
+                  (("reports", col), [("urgent_reports", col)], True),
+                  (("urls", col), [("duplicates_of_known_items", col)], True),
+                  (("items", col), [("items_assessed", col)], True),
+                  (("items_assessed", col), having("outcome:"), False),
+                  (("illegal", col), [("outcome:international_illegal", col),
+                                      ("outcome:national_illegal", col)], False)]
+        months = _months(header[col])
+        if all(f"trend:{m}:reports" in metrics for m in months):
+            for name in ("reports", "urls", "removals"):
+                found.append(((name, col), [(f"trend:{m}:{name}", 1) for m in months], False))
+            if len(months) == 1:
+                found.append((("illegal", col), [(f"trend:{months[0]}:confirmed_illegal", 1)], False))
+    found.append((("illegal", 1), [(m, 1) for m in metrics if m.startswith("hosting_country:")], False))
+    return found
+
+
+def _months(key: str) -> list[str]:
+    if len(key) == 7 and key[4] == "-" and key[5] != "Q":
+        return [key]
+    if len(key) == 7 and key[5] == "Q":
+        first = (int(key[6]) - 1) * 3 + 1
+        return [f"{key[:4]}-{month:02d}" for month in range(first, first + 3)]
+    if len(key) == 4:
+        return [f"{key}-{month:02d}" for month in range(1, 13)]
+    return [key + "-never"]  # two dates: no month of the trend is exactly the period
+
+
+def recoverable(csv_text: str, threshold: int) -> list[str]:
+    """What a reader of the CSV can work out by adding and subtracting (the finding of issue
+    14: ``reports,7``, ``language:fr,5``, ``language:en,<5``) that is small: a shown count from
+    1 to threshold-1, a hidden count worked out to such a value, or a breakdown whose total
+    minus its shown cells is such a value while a cell is hidden. Empty when safe."""
+    rows = list(csv.reader(io.StringIO(csv_text)))
+    known: dict[tuple, int] = {}
+    hidden = set()
+    for metric, *values in rows[1:]:
+        for col, text in enumerate(values, 1):
+            if text == "suppressed":
+                hidden.add((metric, col))
+            elif text.isdigit():
+                known[(metric, col)] = int(text)
+    problems = [f"{key} shown: {value}" for key, value in known.items() if 0 < value < threshold]
+    breakdowns = csv_breakdowns(rows)
+    grown = True
+    while grown:  # work out whatever one subtraction or one sum gives, until nothing more does
+        grown = False
+        for total, cells, rest in breakdowns:
+            missing = [cell for cell in cells if cell not in known]
+            if total in known and not rest and len(missing) == 1:
+                known[missing[0]] = known[total] - sum(known[c] for c in cells if c in known)
+                grown = True
+            elif total not in known and not missing and not rest:
+                known[total] = sum(known[c] for c in cells)
+                grown = True
+    problems += [f"{key} worked out: {known[key]}" for key in hidden
+                 if key in known and 0 < known[key] < threshold]
+    for total, cells, rest in breakdowns:
+        if total in known and (rest or any(cell not in known for cell in cells)):
+            left = known[total] - sum(known[c] for c in cells if c in known)
+            if 0 < left < threshold:
+                problems.append(f"{total} minus its shown cells {cells}: {left}")
+    return problems

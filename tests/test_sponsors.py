@@ -17,6 +17,7 @@ from portal.db import db
 from portal.sponsors.models import SummaryDelivery
 from portal.sponsors.periods import parse_period
 from tests.conftest import copy_portal, make_settings, need, portal_cli
+from tests.sponsor_data import recoverable
 from tests.staff import make_user, report_into_centre, sign_in
 
 MARKER = "SPONSOR-PRIVATE-MARKER"
@@ -90,15 +91,44 @@ def test_small_counts_are_hidden(office):
     seed(office)
     client = sponsor_client(office)
     html = client.get(f"/sponsors/demo/?period={THIS_MONTH}").get_data(as_text=True)
-    # one item assessed illegal out of four: below the threshold of 3
-    assert "fewer than 3" in html
+    # One item assessed (illegal) out of four: a small total (threshold 3), so the outcomes are
+    # hidden with it, the zeros too, and so is its hosting country.
+    assert 'id="fig-assessed">not shown / 4<' in html
+    assert "fewer than" not in html and "Counts from 1 to 2 are not shown" in html
     csv_text = client.get(f"/sponsors/demo/{THIS_MONTH}.csv").get_data(as_text=True)
-    assert "outcome:international_illegal,<3," in csv_text
+    for row in ("items_assessed,suppressed,", "outcome:international_illegal,suppressed,",
+                "outcome:not_found,suppressed,", "hosting_country:unknown,suppressed,",
+                "reports,4,0", "language:en,4,0"):
+        assert row in csv_text, row
+    assert recoverable(csv_text, 3) == []
     assert client.get("/sponsors/demo/?period=tomorrow").status_code == 400
     # Two dates reaching before the retention horizon (730 days): refused with the reason.
     purged = client.get("/sponsors/demo/?period=2020-01-01..2020-01-31")
     assert purged.status_code == 400
     assert "deleted under the retention rules" in purged.get_data(as_text=True)
+
+
+def test_a_hidden_count_is_not_given_away_by_the_others(office, tmp_path):
+    """The review's finding end to end (threshold 3 here): four reports, three in French and
+    one in English. English (1) is hidden; French (3) shown would give it back as 4 - 3, so
+    French is hidden as well, on the page, in the PDF and in the CSV alike, and the two look
+    the same. Nothing else is hidden."""
+    edge = office.test_client()
+    for i, lang in enumerate(("fr", "fr", "fr", "en")):
+        report_into_centre(office, edge, lang=lang, urls=f"http://site{i}.example.test/")
+    client = sponsor_client(office)
+    csv_text = client.get(f"/sponsors/demo/{THIS_MONTH}.csv").get_data(as_text=True)
+    for row in ("reports,4,0", "language:en,suppressed,0", "language:fr,suppressed,0",
+                "content_type:images,4,0"):
+        assert row in csv_text, row
+    assert recoverable(csv_text, 3) == []
+    html = client.get(f"/sponsors/demo/?period={THIS_MONTH}").get_data(as_text=True)
+    languages = html.split("By language of the page", 1)[1].split("</table>", 1)[0]
+    assert languages.count("<td>not shown</td>") == 2 == html.count(">not shown<")
+    assert 'id="fig-reports">4<' in html
+    pdf = client.get(f"/sponsors/demo/{THIS_MONTH}.pdf").data
+    text = pdf_text(pdf, tmp_path)
+    assert text.count("not shown") == 3 and "fewer than" not in text  # two cells, the note
 
 
 def pdf_text(pdf: bytes, tmp_path) -> str:

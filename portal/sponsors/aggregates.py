@@ -23,6 +23,9 @@ nothing returns a URL, a description or anything about a reporter. Definitions (
   ``removed_within_7d``: their shares (as the international hotline network reports it).
 - ``trend``: the twelve months ending with the period: reports, URLs, items assessed
   illegal (of that month's cohort) and removals.
+
+:class:`SponsorReport` is what readers get: the figures with small counts, and the counts that
+would give them away, hidden (:mod:`portal.sponsors.suppression`).
 """
 
 from __future__ import annotations
@@ -47,21 +50,10 @@ from portal.assessment.models import (
 )
 from portal.db import db
 from portal.sponsors.periods import Period
+from portal.sponsors.suppression import DERIVED_BASE, figure_table, hidden_figures
 
 ACTION_KINDS = ("notice", "renotice", "hotline_referral", "police_referral")
 TOP_COUNTRIES = 10
-
-
-@dataclass(frozen=True)
-class Count:
-    """A count that is shown as "fewer than N" when it is small but not zero."""
-
-    value: int
-    threshold: int
-
-    @property
-    def suppressed(self) -> bool:
-        return 0 < self.value < self.threshold
 
 
 @dataclass
@@ -248,9 +240,38 @@ def trend(portal: str | None, months: list[Period]) -> list[tuple[str, int, int,
 
 @dataclass
 class SponsorReport:
+    """A period's figures and the previous period's, as they may be shown: every reader (the
+    page, the PDF, the CSV, the staff overview) takes counts from :meth:`value` and derived
+    figures from :meth:`derived`, so small counts and the counts that would give them away
+    (:mod:`portal.sponsors.suppression`) are hidden the same way everywhere."""
+
     current: Figures
     previous: Figures
     threshold: int
+    hidden: frozenset[tuple[str, str]] = field(init=False)
 
-    def count(self, value: int) -> Count:
-        return Count(value, self.threshold)
+    def __post_init__(self) -> None:
+        self._table = figure_table(self.current, self.previous)
+        self.hidden = hidden_figures(self._table, self.threshold)
+
+    def figures(self, side: str) -> Figures:
+        return self.current if side == "current" else self.previous
+
+    def value(self, name: str, side: str = "current") -> int | None:
+        """A count by its CSV name ("reports", "language:fr", "trend:2026-10:urls"), or None
+        when it is hidden. KeyError for a name the report does not hold."""
+        key = (side, name)
+        value = self._table.values[key]
+        return None if key in self.hidden or key in self._table.unshown else value
+
+    def derived(self, name: str, side: str = "current") -> float | None:
+        """A share or a duration (a field of :class:`Figures` named in ``DERIVED_BASE``), or
+        None when there is none or it is hidden with its base."""
+        return None if self.hides(name, side) else getattr(self.figures(side), name)
+
+    def hides(self, name: str, side: str = "current") -> bool:
+        """Whether a count, or a derived figure through its base, is hidden."""
+        key = (side, DERIVED_BASE.get(name, name))
+        if key not in self._table.values:
+            raise KeyError(key)
+        return key in self.hidden or key in self._table.unshown

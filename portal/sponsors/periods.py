@@ -8,6 +8,9 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 KINDS = ("month", "quarter", "year", "custom")
+# The years a period may name: its previous period and its twelve months reach back a year or
+# more, and its bounds are converted to UTC, so neither end of what a date holds may be near.
+FIRST_YEAR, LAST_YEAR = 1900, 9000
 
 
 class PeriodError(ValueError):
@@ -65,7 +68,18 @@ class Period:
 
 def parse_period(spec: str, tz: str = "UTC", today: date | None = None) -> Period:
     """``2026-10``, ``2026-Q3``, ``2026``, ``2026-10-01..2026-10-31`` (both days included),
-    or ``last-month``, ``last-quarter``, ``last-year`` relative to ``today``."""
+    or ``last-month``, ``last-quarter``, ``last-year`` relative to ``today``; PeriodError for
+    anything else, a year before ``FIRST_YEAR`` or after ``LAST_YEAR`` included."""
+    try:
+        period = _parse(spec, tz, today)
+    except (ValueError, OverflowError) as exc:  # a date out of range; a PeriodError too
+        raise PeriodError(spec) from exc
+    if not FIRST_YEAR <= period.start.year <= period.end.year <= LAST_YEAR:
+        raise PeriodError(spec)
+    return period
+
+
+def _parse(spec: str, tz: str, today: date | None) -> Period:
     spec = (spec or "").strip()
     today = today or datetime.now(ZoneInfo(tz)).date()
     if spec == "last-month":

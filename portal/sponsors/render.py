@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from flask import current_app, render_template
@@ -25,6 +26,9 @@ ACTION_NAMES = {
     "police_referral": _l("Referrals to police"),
 }
 
+# What the CSV says for a hidden figure, small or not (they must look alike).
+SUPPRESSED = "suppressed"
+
 
 @dataclass(frozen=True)
 class Shown:
@@ -34,10 +38,11 @@ class Shown:
     value: int
 
 
-def show(report: SponsorReport, value: int) -> Shown:
-    count = report.count(value)
-    if count.suppressed:
-        return Shown(_("fewer than %(num)s", num=report.threshold), 0)
+def show(report: SponsorReport, name: str, side: str = "current") -> Shown:
+    """A count of the report by its name (see :meth:`SponsorReport.value`)."""
+    value = report.value(name, side)
+    if value is None:
+        return Shown(_("not shown"), 0)
     return Shown(format_decimal(value), value)
 
 
@@ -67,9 +72,17 @@ def hours(value: float | None) -> str:
     return _("%(hours)s hours", hours=format_decimal(round(value, 1)))
 
 
-def change(report: SponsorReport, current: int, previous: int) -> str:
-    """The comparison with the previous period, without revealing a hidden small count."""
-    if report.count(current).suppressed or report.count(previous).suppressed:
+def shown_derived(report: SponsorReport, name: str, side: str,
+                  text: Callable[[float | None], str]) -> str:
+    """A share or a duration through ``text`` (:func:`share`, :func:`hours`), or "not shown"
+    when it is hidden with its base."""
+    return _("not shown") if report.hides(name, side) else text(report.derived(name, side))
+
+
+def change(report: SponsorReport, name: str) -> str:
+    """The comparison with the previous period, shown only when both counts are."""
+    current, previous = report.value(name), report.value(name, "previous")
+    if current is None or previous is None:
         return "–"
     difference = current - previous
     if difference == 0:
@@ -83,18 +96,18 @@ def charts(report: SponsorReport, lang: str) -> dict[str, Markup]:
     f = report.current
     outcome_rows = []
     for key, name in OUTCOME_LABELS.items():
-        shown = show(report, f.outcomes.get(key, 0))
+        shown = show(report, f"outcome:{key}")
         outcome_rows.append((str(name), shown.value, shown.text))
     country_rows = []
-    for code, n in f.hosting_countries:
-        shown = show(report, n)
+    for code, _n in f.hosting_countries:
+        shown = show(report, f"hosting_country:{code}")
         label = _("Other countries") if code == "other" else (
             _("Not known") if code == "unknown" else code)
         country_rows.append((label, shown.value, shown.text))
     months = [m[0] for m in f.trend]
 
-    def hidden(n: int) -> int:
-        return 0 if report.count(n).suppressed else n
+    def series(name: str) -> list[int]:
+        return [show(report, f"trend:{month}:{name}").value for month in months]
 
     return {
         "outcomes": bar_chart(chart_id="chart-outcomes", title=_("Outcomes of assessment"),
@@ -109,9 +122,9 @@ def charts(report: SponsorReport, lang: str) -> dict[str, Markup]:
             description=_("Reports received, addresses confirmed illegal and removals in each "
                           "of the last twelve months."),
             months=months,
-            series=[(_("Reports"), [hidden(m[1]) for m in f.trend]),
-                    (_("Confirmed illegal"), [hidden(m[3]) for m in f.trend]),
-                    (_("Removed"), [hidden(m[4]) for m in f.trend])],
+            series=[(_("Reports"), series("reports")),
+                    (_("Confirmed illegal"), series("confirmed_illegal")),
+                    (_("Removed"), series("removals"))],
             rtl=rtl),
     }
 
@@ -119,8 +132,11 @@ def charts(report: SponsorReport, lang: str) -> dict[str, Markup]:
 def page_context(report: SponsorReport, portal_name: str, lang: str) -> dict:
     return {
         "report": report, "f": report.current, "p": report.previous, "portal_name": portal_name,
-        "show": lambda n: show(report, n).text, "share": share, "hours": hours,
-        "change": lambda current, previous: change(report, current, previous),
+        "show": lambda name, side="current": show(report, name, side).text,
+        "share": lambda name, side="current": shown_derived(report, name, side, share),
+        "hours": lambda name, side="current": shown_derived(report, name, side, hours),
+        "change": lambda name: change(report, name),
+        "low": report.threshold - 1,
         "outcome_names": OUTCOME_LABELS, "action_names": ACTION_NAMES,
         "content_names": CONTENT_TYPES,
         "charts": charts(report, lang),
@@ -146,47 +162,44 @@ def render_pdf(report: SponsorReport, portal_name: str, lang: str) -> bytes:
 
 
 def render_csv(report: SponsorReport) -> str:
-    """The figures as rows of metric, current, previous; small counts stay hidden."""
+    """The figures as rows of metric, current, previous; hidden figures read ``suppressed``."""
     out = io.StringIO()
     writer = csv.writer(out)
     f, p = report.current, report.previous
 
-    def count(value: int) -> str:
-        return f"<{report.threshold}" if report.count(value).suppressed else str(value)
+    def count(name: str, side: str = "current") -> str:
+        value = report.value(name, side)
+        return SUPPRESSED if value is None else str(value)
 
-    def ratio(value: float | None) -> str:
+    def ratio(name: str, side: str = "current") -> str:
+        if report.hides(name, side):
+            return SUPPRESSED
+        value = report.derived(name, side)
         return "" if value is None else f"{value:.4f}"
 
+    def both(name: str, csv_name: str | None = None, text: Callable[..., str] = count) -> None:
+        writer.writerow([csv_name or name, text(name), text(name, "previous")])
+
     writer.writerow(["metric", f.period.key, p.period.key])
-    for name, a, b in (("reports", f.reports, p.reports), ("urls", f.urls, p.urls),
-                       ("urgent_reports", f.urgent, p.urgent), ("items", f.items, p.items),
-                       ("items_assessed", f.assessed, p.assessed),
-                       ("duplicates_of_known_items", f.duplicates, p.duplicates),
-                       ("removals", f.removals, p.removals)):
-        writer.writerow([name, count(a), count(b)])
-    writer.writerow(["assessed_within_target_share", ratio(f.assessed_in_target_share),
-                     ratio(p.assessed_in_target_share)])
+    for name in ("reports", "urls", "urgent_reports", "items", "items_assessed",
+                 "duplicates_of_known_items", "removals"):
+        both(name)
+    both("assessed_in_target_share", "assessed_within_target_share", ratio)
     for key in OUTCOME_LABELS:
-        writer.writerow([f"outcome:{key}", count(f.outcomes.get(key, 0)),
-                         count(p.outcomes.get(key, 0))])
+        both(f"outcome:{key}")
     for key in ACTION_NAMES:
-        writer.writerow([f"action:{key}", count(f.actions.get(key, 0)),
-                         count(p.actions.get(key, 0))])
+        both(f"action:{key}")
     for lang in sorted(set(f.by_language) | set(p.by_language)):
-        writer.writerow([f"language:{lang}", count(f.by_language.get(lang, 0)),
-                         count(p.by_language.get(lang, 0))])
+        both(f"language:{lang}")
     for kind in sorted(set(f.by_content_type) | set(p.by_content_type)):
-        writer.writerow([f"content_type:{kind}", count(f.by_content_type.get(kind, 0)),
-                         count(p.by_content_type.get(kind, 0))])
-    for code, n in f.hosting_countries:
-        writer.writerow([f"hosting_country:{code}", count(n), ""])
-    for name, a, b in (("removal_hours_median", f.removal_hours_median, p.removal_hours_median),
-                       ("removal_hours_p90", f.removal_hours_p90, p.removal_hours_p90),
-                       ("removed_within_3_days_share", f.removed_within_3d, p.removed_within_3d),
-                       ("removed_within_7_days_share", f.removed_within_7d, p.removed_within_7d)):
-        writer.writerow([name, ratio(a), ratio(b)])
-    for month, reports, urls, illegal, removed in f.trend:
-        for name, value in (("reports", reports), ("urls", urls), ("confirmed_illegal", illegal),
-                            ("removals", removed)):
-            writer.writerow([f"trend:{month}:{name}", count(value), ""])
+        both(f"content_type:{kind}")
+    for code, _n in f.hosting_countries:
+        writer.writerow([f"hosting_country:{code}", count(f"hosting_country:{code}"), ""])
+    for name, csv_name in (("removal_hours_median", None), ("removal_hours_p90", None),
+                           ("removed_within_3d", "removed_within_3_days_share"),
+                           ("removed_within_7d", "removed_within_7_days_share")):
+        both(name, csv_name, ratio)
+    for month, *_counts in f.trend:
+        for name in ("reports", "urls", "confirmed_illegal", "removals"):
+            writer.writerow([f"trend:{month}:{name}", count(f"trend:{month}:{name}"), ""])
     return out.getvalue()
