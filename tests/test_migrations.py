@@ -96,7 +96,7 @@ def test_db_commands_without_auto_migration(instance):
                  "status": status})
     upgraded = portal("upgrade")
     assert upgraded.returncode == 0, upgraded.stderr
-    assert upgraded.stdout.strip() == "database at revision 0002"
+    assert upgraded.stdout.strip() == "database at revision 0003"
     with engine.connect() as connection:
         closed = dict(connection.execute(text("SELECT id, closed_at FROM reports")).all())
     engine.dispose()

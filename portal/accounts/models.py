@@ -33,6 +33,9 @@ class User(db.Model):
     failed_logins: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     session_version: Mapped[int] = mapped_column(Integer, default=1, nullable=False)
+    # The nonce of the sign-in waiting for its second factor; a new one at every attempt,
+    # none once signed in (see portal.accounts.auth.begin_pending).
+    sign_in_nonce: Mapped[str | None] = mapped_column(String(64))
     disabled: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
