@@ -4,13 +4,16 @@ in the Prometheus text format and hold counts, ages and route patterns only."""
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, abort, current_app, g, request
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -43,6 +46,38 @@ def metrics_response(health: dict[str, object]) -> Response:
             Gauge(f"portal_{key}", help_text, registry=gauges).set(value)
     body = generate_latest(REGISTRY) + generate_latest(gauges)
     return Response(body, mimetype=CONTENT_TYPE_LATEST)
+
+
+def monitoring_only(view: Callable) -> Callable:
+    """Serve ``view`` only to a client whose address is in ``PORTAL_MONITORING_NETWORKS``
+    (this host alone by default); anyone else gets a 403.
+
+    The address is ``request.remote_addr``: the peer itself, or, behind ``PORTAL_PROXY_HOPS``
+    proxies, the client address they pass on. So the rule is the one the example proxy
+    (infra/nginx/portal.conf) applies to the same paths with ``allow``/``deny``, and it holds
+    without a proxy too. Networks rather than a bearer token: a scraper on the host, or on
+    the monitoring network of a container platform, needs no secret handed to it.
+    """
+
+    @functools.wraps(view)
+    def guarded(*args, **kwargs):
+        if not is_monitoring_client():
+            abort(403)
+        return view(*args, **kwargs)
+
+    return guarded
+
+
+def is_monitoring_client() -> bool:
+    """Whether this request comes from an address in ``PORTAL_MONITORING_NETWORKS``."""
+    networks = current_app.extensions["portal.settings"].monitoring_networks
+    try:
+        address = ipaddress.ip_address(request.remote_addr or "")
+    except ValueError:  # no address, or a unix socket's name
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped  # a dual-stack listener's form of an IPv4 peer
+    return any(address in network for network in networks)
 
 
 def _timestamp(created: float) -> str:

@@ -6,6 +6,7 @@ import http.cookiejar
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -13,7 +14,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from tests.conftest import database_env, portal_cli
+from tests.conftest import RECEIPT_RE, database_env, portal_cli
 from tests.ports import free_port
 
 
@@ -22,7 +23,8 @@ def test_demo_serves_the_portal_forwards_and_imports(tmp_path):
     env = {**os.environ, "PORTAL_INSTANCE_PATH": str(tmp_path / "instance"),
            **database_env(tmp_path / "instance")}  # nothing on SQLite: the demo's own default
     env.pop("PORTAL_SECRET_KEY", None)
-    log = (tmp_path / "demo.log").open("w+")
+    log_path = tmp_path / "demo.log"
+    log = log_path.open("w+")
     # Ctrl+C must reach the demo even when the test run itself was started in the background
     # by a shell, which starts such jobs with SIGINT ignored, and children inherit that.
     demo = subprocess.Popen([sys.executable, "-m", "portal.cli", "demo", "--port", str(port)],
@@ -39,8 +41,18 @@ def test_demo_serves_the_portal_forwards_and_imports(tmp_path):
                     break
             except (urllib.error.URLError, ConnectionError):
                 assert time.monotonic() < deadline, "demo did not start"
-                assert demo.poll() is None, "demo exited"
+                assert demo.poll() is None, f"demo exited:\n{log_path.read_text()}"
                 time.sleep(0.3)
+        # A malformed request: the development server logs it (at error level, so it is not
+        # silenced), but without the client's address or the request line.
+        logged = len(log_path.read_text())
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+            raw.sendall(b"GET /demo/?q=QUERYMARK extra HTTP/1.1\r\n\r\n")
+            assert raw.recv(64).startswith(b"HTTP/1.1 400 ")
+        # The server logs before it answers, so the line is in the file now.
+        line = log_path.read_text()[logged:]
+        assert "code 400" in line, line
+        assert "127.0.0.1" not in line and "QUERYMARK" not in line, line
         landing = opener.open(f"{base}/demo/")
         assert landing.url == f"{base}/demo/en/"
         form = opener.open(f"{base}/demo/en/report").read().decode()
@@ -58,6 +70,22 @@ def test_demo_serves_the_portal_forwards_and_imports(tmp_path):
                                      .read_text().strip()}).stdout
         assert "demo\ten" in listed
         assert opener.open(f"{base}/staff/login").status == 200
+        # A status set centrally comes back to the edge signed, with no step of anyone's.
+        code = RECEIPT_RE.search(receipt).group(1).replace(" ", "")
+        secret = {"PORTAL_SECRET_KEY": (tmp_path / "instance" / "secret_key").read_text().strip()}
+        report_id = re.search(r"^(\d+)\tdemo\ten", listed, re.M).group(1)
+        changed = portal_cli(tmp_path / "instance", "reports", "set-status", report_id,
+                             "in_assessment", env=secret)
+        assert changed.returncode == 0, changed.stderr
+        shown = ""
+        while 'data-status="in_assessment"' not in shown and time.monotonic() < deadline + 60:
+            time.sleep(1)
+            page = opener.open(f"{base}/demo/en/status").read().decode()
+            token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+            shown = opener.open(f"{base}/demo/en/status", urllib.parse.urlencode(
+                {"csrf_token": token, "receipt": code}).encode()).read().decode()
+        assert 'data-status="in_assessment"' in shown
+        assert len(list((tmp_path / "instance" / "keys" / "signing").glob("*.key"))) == 1
     finally:
         demo.send_signal(signal.SIGINT)
         try:
@@ -73,3 +101,5 @@ def test_demo_serves_the_portal_forwards_and_imports(tmp_path):
                   "sponsor@demo.example"):
         assert email in output
     assert f"{base}/demo/" in output and "/staff/login" in output
+    # The address appears only in the demo's own links, never as a client's.
+    assert all(base in line for line in output.splitlines() if "127.0.0.1" in line), output

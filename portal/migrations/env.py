@@ -6,8 +6,7 @@ from alembic import context
 from sqlalchemy import text
 
 from portal.db import db
-
-ADVISORY_LOCK = 7_242_611  # any constant, shared by every process of a deployment
+from portal.migrate import ADVISORY_LOCK
 
 
 def run(connection) -> None:
