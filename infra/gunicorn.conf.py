@@ -188,12 +188,13 @@ def _load_language_data() -> None:
     here so that no worker spends a tenth of a second unpickling it for its first pages."""
     folder = Path(os.environ.get("PORTAL_TRANSLATIONS_PATH")
                   or Path(__file__).resolve().parent.parent / "translations")
-    languages = {"en", *(po.parent.parent.name for po in folder.glob("*/LC_MESSAGES/messages.po"))}
+    languages = {"en", *(po.parent.parent.name for po in folder.glob("*/LC_MESSAGES/public.po"))}
     try:
         from babel import Locale
 
         for code in sorted(languages):
-            Locale.parse(code).get_display_name(code)
+            name = code.replace("-", "_")  # a BCP 47 tag as Babel names it
+            Locale.parse(name).get_display_name(name)
     except Exception:  # only a speed-up: a worker loads what it needs itself
         return
 

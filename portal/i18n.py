@@ -8,20 +8,23 @@ never stale.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import io
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
-from babel import Locale, support
 from babel import __version__ as babel_version
+from babel import support
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from flask import Flask, current_app, g, has_request_context
-from flask_babel import Babel, get_locale
+from flask import Flask, current_app, g, has_request_context, request
+from flask_babel import Babel, Domain, get_domain, get_locale
 from wtforms.i18n import messages_path
 
+from portal.languages import DOMAINS, babel_name, locale_for
 from portal.settings import Settings
 
 babel = Babel()
@@ -33,50 +36,77 @@ def _stamp(po_bytes: bytes) -> str:
 
 
 def compile_catalogues(source: Path, target: Path) -> list[str]:
-    """Compile each ``.po`` into ``target`` unless the ``.mo`` there was made from exactly
-    these bytes (a stamp file beside it holds their hash), so a compiled file is never stale
-    and each gunicorn worker's start-up does not compile them all again."""
-    languages = []
-    for po_path in sorted(source.glob("*/LC_MESSAGES/messages.po")):
-        lang = po_path.parent.parent.name
+    """Compile each language's ``<domain>.po`` into ``target/<babel name>/LC_MESSAGES/``
+    unless the ``.mo`` there was made from exactly these bytes (a stamp file beside it holds
+    their hash), so a compiled file is never stale and each gunicorn worker's start-up does
+    not compile them all again. Returns the language tags found."""
+    languages: set[str] = set()
+    for po_path in sorted(source.glob("*/LC_MESSAGES/*.po")):
+        tag, domain = po_path.parent.parent.name, po_path.stem
         po_bytes = po_path.read_bytes()
-        out_dir = target / lang / "LC_MESSAGES"
-        mo_path, stamp_path = out_dir / "messages.mo", out_dir / "messages.mo.source"
+        out_dir = target / babel_name(tag) / "LC_MESSAGES"
+        mo_path, stamp_path = out_dir / f"{domain}.mo", out_dir / f"{domain}.mo.source"
         stamp = _stamp(po_bytes)
         try:
             current = mo_path.is_file() and stamp_path.read_text() == stamp
         except OSError:
             current = False
         if not current:
-            catalogue = read_po(io.BytesIO(po_bytes), locale=lang)
+            catalogue = read_po(io.BytesIO(po_bytes), locale=babel_name(tag))
             out_dir.mkdir(parents=True, exist_ok=True)
             # Written aside and renamed into place: a process reading them never sees half a
             # file. The stamp comes last, so a half-done compilation is redone next time.
-            tmp = out_dir / f".messages.mo.{os.getpid()}"
+            tmp = out_dir / f".{domain}.mo.{os.getpid()}"
             with tmp.open("wb") as handle:
                 write_mo(handle, catalogue, use_fuzzy=False)
             tmp.replace(mo_path)
-            tmp = out_dir / f".messages.mo.source.{os.getpid()}"
+            tmp = out_dir / f".{domain}.mo.source.{os.getpid()}"
             tmp.write_text(stamp)
             tmp.replace(stamp_path)
-        languages.append(lang)
-    return languages
+        languages.add(tag)
+    return sorted(languages)
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=256)
 def text_direction(lang: str) -> str:
-    return Locale.parse(lang).text_direction
+    return locale_for(lang).text_direction
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=256)
 def language_name(lang: str) -> str:
     """A language's name in that language, for the switcher ("Français", "العربية")."""
-    name = Locale.parse(lang).get_display_name(lang) or lang
+    name = locale_for(lang).get_display_name(babel_name(lang)) or lang
     return name[:1].upper() + name[1:]
 
 
+# Which audience's catalogue a request reads, by the blueprint that serves it. Anything else
+# (a page outside every area, a public error page) reads the public one.
+BLUEPRINT_DOMAINS = {"reporting": "public", "staff": "staff", "accounts": "staff",
+                     "sponsors": "sponsors"}
+
+
+def _domains() -> dict[str, Domain]:
+    return current_app.extensions["portal.domains"]
+
+
+@contextlib.contextmanager
+def use_domain(name: str) -> Iterator[None]:
+    """Read ``name``'s catalogue inside the block (a mail or a PDF made for another audience
+    than the request's), then the one before."""
+    before = get_domain()
+    _domains()[name].as_default()
+    try:
+        yield
+    finally:
+        before.as_default()
+
+
+def _pick_domain() -> None:
+    _domains()[BLUEPRINT_DOMAINS.get(request.blueprint or "", "public")].as_default()
+
+
 def select_locale() -> str:
-    return g.get("lang") or "en"
+    return babel_name(g.get("lang") or "en")
 
 
 class WTFormsTranslations:
@@ -119,5 +149,9 @@ def configure_i18n(app: Flask, settings: Settings) -> None:
     compile_catalogues(settings.translations_path, compiled)
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(compiled)
     app.config["BABEL_DEFAULT_LOCALE"] = "en"
+    app.config["BABEL_DOMAIN"] = "public"
     babel.init_app(app, locale_selector=select_locale)
+    app.extensions["portal.domains"] = {
+        name: Domain(translation_directories=[str(compiled)], domain=name) for name in DOMAINS}
+    app.before_request(_pick_domain)
     app.jinja_env.globals.update(text_direction=text_direction, language_name=language_name)

@@ -34,6 +34,10 @@ SECRET = "test-secret-key-that-is-long-enough-0123456789"
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "tests" / "artifacts"
 CSRF_RE = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
+# The demo portal's languages, and the manifest line that lists them (for tests that copy it).
+DEMO_LANGUAGES_LINE = next(line for line in (THEMES / "demo" / "portal.toml").read_text(
+    encoding="utf-8").splitlines() if line.startswith("languages = "))
+DEMO_LANGS = tuple(re.findall(r'"([^"]+)"', DEMO_LANGUAGES_LINE))
 
 
 def need(condition: bool, reason: str) -> None:

@@ -273,7 +273,7 @@ def test_reporter_feedback_in_english_names_only_the_new_status(app):
 
 
 def french_for(msgid: str) -> str:
-    catalogue = (TRANSLATIONS / "fr" / "LC_MESSAGES" / "messages.po").read_text("utf-8")
+    catalogue = (TRANSLATIONS / "fr" / "LC_MESSAGES" / "public.po").read_text("utf-8")
     match = re.search(rf'^msgid "{re.escape(msgid)}"\nmsgstr "(.+)"$', catalogue, re.MULTILINE)
     assert match, f"no French entry for {msgid!r}"
     return match.group(1)

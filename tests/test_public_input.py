@@ -16,18 +16,19 @@ from portal.db import db
 from portal.forwarding.forwarder import forward_once
 from portal.forwarding.importer import import_once
 from portal.forwarding.models import OutboxEnvelope
+from portal.languages import babel_name
 from portal.paths import PACKAGE
 from portal.reporting.forms import CONTROL_MESSAGE, URL_REASONS
 from portal.reporting.urls import parse_urls
-from tests.conftest import csrf_token, submit_report
+from tests.conftest import DEMO_LANGS, csrf_token, submit_report
 
-LANGS = ["en", "fr", "es", "pt", "ar", "sw"]
+LANGS = list(DEMO_LANGS)
 SESSION_EXPIRED = "Your session has expired. Please check your report and send it again."
 
 
 def translated(app, lang: str, message) -> str:
     """A message as the page in ``lang`` shows it: translated, then HTML-escaped."""
-    with app.test_request_context(), force_locale(lang):
+    with app.test_request_context(), force_locale(babel_name(lang)):
         return str(escape(gettext(message) if isinstance(message, str) else str(message)))
 
 

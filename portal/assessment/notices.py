@@ -20,6 +20,7 @@ from babel import Locale, UnknownLocaleError
 from flask_babel import force_locale
 from flask_babel import gettext as _
 
+from portal.i18n import use_domain
 from portal.statuses import ACTION_TAKEN, ALL, CLOSED, IN_ASSESSMENT, NO_ACTION, RECEIVED
 
 _BARE_DOT = re.compile(r"(?<!\[)\.(?!\])")
@@ -219,7 +220,7 @@ def compose_reporter_feedback(status: str, lang: str) -> tuple[str, str]:
     """
     if status not in ALL:
         raise ValueError(f"unknown report status {status!r}")
-    with force_locale(_locale_name(lang)):
+    with force_locale(_locale_name(lang)), use_domain("public"):
         subject = _("The status of your report has changed")
         paragraphs = [
             _("Hello,"),

@@ -18,6 +18,8 @@ from sqlalchemy import select
 
 from portal.accounts.models import User
 from portal.db import db, utcnow
+from portal.i18n import use_domain
+from portal.languages import babel_name
 from portal.mail import MailError, Message
 from portal.sponsors.models import SummaryDelivery
 from portal.sponsors.render import render_csv, render_pdf
@@ -93,7 +95,7 @@ def deliver(portal, spec: str, build, *, s3_client=None, retry_delay: float = 1.
 
     def files(lang: str) -> tuple[bytes, str]:
         if lang not in rendered:
-            with force_locale(lang):
+            with force_locale(babel_name(lang)), use_domain("sponsors"):
                 rendered[lang] = (render_pdf(report, portal.display_name(lang), lang),
                                   render_csv(report))
         return rendered[lang]
@@ -104,7 +106,7 @@ def deliver(portal, spec: str, build, *, s3_client=None, retry_delay: float = 1.
             outcome.skipped.append(label)
             continue
         pdf, csv_text = files(lang)
-        with force_locale(lang):
+        with force_locale(babel_name(lang)), use_domain("sponsors"):
             subject = _("Progress report: %(portal)s, %(period)s",
                         portal=portal.display_name(lang), period=key)
             body = _("Attached are the progress report of %(portal)s for %(period)s (PDF) and "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from pathlib import Path
 
 from flask import Flask, abort, g, redirect, request, send_file, url_for
@@ -12,9 +13,13 @@ from jinja2 import ChoiceLoader, FileSystemBytecodeCache, FileSystemLoader, Pref
 from werkzeug.security import safe_join
 
 from portal.settings import Settings
-from portal.tenancy.themes import DEFAULT_THEME, Portal, load_portals
+from portal.tenancy.themes import DEFAULT_THEME, Portal, draft_warnings, load_portals
+
+log = logging.getLogger(__name__)
 
 STATIC_PREFIX = "/_static"
+# Paths served the same on every host (besides those under /_).
+SHARED_PATHS = frozenset({"/healthz", "/healthz/details", "/readyz", "/metrics"})
 # What a request leaves on ``g`` that the next one in the same app context must not see.
 _PER_REQUEST = frozenset({"portal", "lang", "csp_extra", "user", "welfare_message", "csrf_token"})
 DEFAULT_COLORS = {"brand": "#1d4e89", "brand_text": "#ffffff", "accent": "#1d4e89"}
@@ -36,7 +41,7 @@ class HostRouting:
         slug = self.hosts.get(host)
         if slug:
             path = environ.get("PATH_INFO") or "/"
-            shared = path.startswith("/_") or path in {"/healthz", "/readyz", "/metrics"}
+            shared = path.startswith("/_") or path in SHARED_PATHS
             if not shared and path != f"/{slug}" and not path.startswith(f"/{slug}/"):
                 environ["PATH_INFO"] = f"/{slug}" + (path if path != "/" else "/")
         return self.app(environ, start_response)
@@ -50,6 +55,8 @@ class Tenancy:
         self.portals: dict[str, Portal] = load_portals(
             settings.themes_path, settings.translations_path
         )
+        for warning in draft_warnings(self.portals, settings.translations_path):
+            log.warning(warning)
         self.hosts = {host: p.slug for p in self.portals.values() for host in p.hosts}
         self.overrides: set[str] = set()
         for portal in self.portals.values():
@@ -150,7 +157,10 @@ def configure_tenancy(app: Flask, settings: Settings) -> None:
             folders = [portal.path / "static"] if portal else []
             folders.append(tenancy.themes_path / DEFAULT_THEME / "static")
             candidates = [safe_join(str(folder), filename) for folder in folders]
-            target = next((Path(c) for c in candidates if c and Path(c).is_file()), None)
+            try:
+                target = next((Path(c) for c in candidates if c and Path(c).is_file()), None)
+            except OSError:  # a name longer than the file system takes: no such file
+                target = None
         if target is None or not target.is_file():
             abort(404)
         return send_file(target, max_age=86400, conditional=True, etag=True)

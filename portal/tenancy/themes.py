@@ -16,7 +16,15 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from babel import Locale
+from portal.languages import (
+    SOURCE,
+    LanguageError,
+    catalogue_tags,
+    check_tag,
+    complete_languages,
+    completeness,
+    review_status,
+)
 
 MANIFEST = "portal.toml"
 DEFAULT_THEME = "_default"
@@ -105,9 +113,32 @@ def contrast_ratio(a: str, b: str) -> float:
 
 
 def shipped_languages(translations_path: Path) -> tuple[str, ...]:
-    """English (the source language) plus every language with a catalogue."""
-    found = {p.name for p in translations_path.iterdir() if (p / "LC_MESSAGES").is_dir()}
-    return ("en", *sorted(found - {"en"}))
+    """The languages a portal may list: English (the source) plus every language whose
+    ``public`` catalogue is complete."""
+    return complete_languages(translations_path, "public")
+
+
+def language_problem(translations_path: Path, lang: str) -> str:
+    """Why a portal cannot list ``lang``, with the command that fixes it."""
+    if not (translations_path / lang / "LC_MESSAGES").is_dir():
+        return (f"{lang!r} has no catalogue: create it with 'portal languages add {lang}', "
+                "then translate it")
+    state = completeness(translations_path, lang, "public")
+    detail = f"; {state.problems[0]}" if state.problems else ""
+    return (f"{lang!r}: the public catalogue is incomplete ({state.missing} of {state.total} "
+            f"messages untranslated{detail}): translate translations/{lang}/LC_MESSAGES/"
+            "public.po ('portal languages status' lists what is missing)")
+
+
+def draft_warnings(portals: dict[str, Portal], translations_path: Path) -> list[str]:
+    """One line per portal language whose translation is only a draft (allowed, but a country
+    should know that no native speaker has reviewed it yet)."""
+    return [
+        f"themes/{slug}: language {lang!r} is a draft translation (translations/{lang}/"
+        "review.json): have a native speaker review it before the portal goes live"
+        for slug, portal in sorted(portals.items()) for lang in portal.languages
+        if lang != SOURCE and review_status(translations_path, lang) == "draft"
+    ]
 
 
 class _Checker:
@@ -156,7 +187,8 @@ class _Checker:
         return Contact(phone=phone, url=self.url(data.get("url"), f"{key}.url"), name=name)
 
 
-def _load_manifest(folder: Path, shipped: tuple[str, ...], problems: list[str]) -> Portal | None:
+def _load_manifest(folder: Path, shipped: tuple[str, ...], problems: list[str],
+                   translations_path: Path) -> Portal | None:
     manifest = folder / MANIFEST
     where = f"themes/{folder.name}/{MANIFEST}"
     check = _Checker(where, problems)
@@ -188,7 +220,7 @@ def _load_manifest(folder: Path, shipped: tuple[str, ...], problems: list[str]) 
         languages = []
     for lang in languages:
         if lang not in shipped:
-            check.problem("languages", f"{lang!r} has no catalogue; shipped: {', '.join(shipped)}")
+            check.problem("languages", language_problem(translations_path, lang))
     if len(set(languages)) != len(languages):
         check.problem("languages", "a language is listed twice")
     langs = tuple(lang for lang in dict.fromkeys(languages) if lang in shipped)
@@ -325,11 +357,11 @@ def load_portals(themes_path: Path, translations_path: Path) -> dict[str, Portal
     """Load every portal under ``themes_path``; raise :class:`ThemeError` on any problem."""
     problems: list[str] = []
     shipped = shipped_languages(translations_path)
-    for lang in shipped:
+    for lang in catalogue_tags(translations_path):
         try:
-            Locale.parse(lang)
-        except (ValueError, TypeError):
-            problems.append(f"translations/{lang}: not a language Babel knows")
+            check_tag(lang)
+        except LanguageError as exc:
+            problems.append(f"translations/{lang}: {exc}")
     default_dir = themes_path / DEFAULT_THEME
     if not (default_dir / "templates").is_dir():
         problems.append(f"themes/{DEFAULT_THEME}/templates: folder missing")
@@ -341,7 +373,7 @@ def load_portals(themes_path: Path, translations_path: Path) -> dict[str, Portal
     for folder in sorted(p for p in themes_path.iterdir() if p.is_dir()):
         if folder.name == DEFAULT_THEME or folder.name.startswith("."):
             continue
-        portal = _load_manifest(folder, shipped, problems)
+        portal = _load_manifest(folder, shipped, problems, translations_path)
         overrides = folder / "templates"
         if overrides.is_dir():
             for template in sorted(overrides.rglob("*.html")):

@@ -1,0 +1,138 @@
+"""Adding a language is one command, and a portal never goes live in a language that is not
+translated: `portal languages add/status`, `portal themes check`, start-up and accounts."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from babel.messages.pofile import read_po, write_po
+
+from portal.app import create_app
+from portal.languages import completeness, review_status
+from portal.paths import TRANSLATIONS
+from portal.tenancy.themes import ThemeError
+from tests.conftest import DEMO_LANGS, DEMO_LANGUAGES_LINE, copy_portal, make_settings, portal_cli
+
+
+@pytest.fixture
+def translations(tmp_path: Path) -> Path:
+    target = tmp_path / "translations"
+    shutil.copytree(TRANSLATIONS, target)
+    return target
+
+
+def kannada_portal(themes: Path) -> None:
+    """themes/demo copied as a portal in English and Kannada (each text given in Kannada too)."""
+    manifest = copy_portal(themes, "kannada", {
+        DEMO_LANGUAGES_LINE: 'languages = ["en", "kn"]',
+        'report.demo.example': 'report.kannada.example'})
+    lines = []
+    for line in manifest.read_text().splitlines():
+        lang = line.split(" = ", 1)[0].strip().strip('"')
+        if lang in set(DEMO_LANGS) - {"en"}:
+            continue
+        lines.append(line)
+        if lang == "en":
+            lines.append(line.replace("en = ", "kn = ", 1))
+    manifest.write_text("\n".join(lines) + "\n")
+
+
+def cli(instance: Path, translations: Path, themes: Path, *args: str):
+    return portal_cli(instance, *args, env={"PORTAL_TRANSLATIONS_PATH": str(translations),
+                                            "PORTAL_THEMES_PATH": str(themes)})
+
+
+def fill(translations: Path, tag: str, domain: str, text=lambda msgid: f"[x] {msgid}"):
+    """Translate every entry of a catalogue mechanically (a stand-in for a translator)."""
+    path = translations / tag / "LC_MESSAGES" / f"{domain}.po"
+    with path.open("rb") as handle:
+        catalogue = read_po(handle, locale=tag)
+    for message in catalogue:
+        if message.id:
+            if isinstance(message.id, tuple):
+                message.string = tuple(text(message.id[1]) for _ in range(catalogue.num_plurals))
+            else:
+                message.string = text(message.id)
+    with path.open("wb") as handle:
+        write_po(handle, catalogue)
+
+
+def test_add_creates_every_domain_and_a_draft_record_and_status_lists_it(
+        instance, translations, themes_copy):
+    added = cli(instance, translations, themes_copy, "languages", "add", "qqq")
+    assert added.returncode != 0 and "not a language Babel/CLDR knows" in added.stderr
+    added = cli(instance, translations, themes_copy, "languages", "add", "kn")
+    assert added.returncode == 0, added.stderr
+    for domain in ("public", "sponsors", "staff"):
+        assert (translations / "kn" / "LC_MESSAGES" / f"{domain}.po").is_file()
+        assert completeness(translations, "kn", domain).translated == 0
+    assert review_status(translations, "kn") == "draft"
+    status = cli(instance, translations, themes_copy, "languages", "status")
+    assert status.returncode == 0, status.stderr
+    line = next(row for row in status.stdout.splitlines() if row.startswith("kn "))
+    total = completeness(translations, "kn", "public").total
+    assert f"0/{total} {total} missing" in line and line.endswith("draft")
+    assert any(row.startswith("fr ") and "complete" in row for row in status.stdout.splitlines())
+    for bad in ("hi_IN", "Kannada", "../x"):
+        assert cli(instance, translations, themes_copy, "languages", "add", bad).returncode != 0
+
+
+def test_an_untranslated_catalogue_is_refused_with_the_count_and_the_command(
+        instance, translations, themes_copy):
+    kannada_portal(themes_copy)
+    check = cli(instance, translations, themes_copy, "themes", "check")
+    assert check.returncode == 1
+    assert "'kn' has no catalogue" in check.stderr and "portal languages add kn" in check.stderr
+
+    assert cli(instance, translations, themes_copy, "languages", "add", "kn").returncode == 0
+    total = completeness(translations, "kn", "public").total
+    check = cli(instance, translations, themes_copy, "themes", "check")
+    assert check.returncode == 1
+    assert f"({total} of {total} messages untranslated" in check.stderr
+    assert "portal languages status" in check.stderr
+    # A catalogue whose entries are the English copied is not a translation either.
+    fill(translations, "kn", "public", text=lambda msgid: msgid)
+    assert cli(instance, translations, themes_copy, "themes", "check").returncode == 1
+    # Start-up refuses it the same way.
+    with pytest.raises(ThemeError, match="kn"):
+        create_app(make_settings(instance, themes_path=themes_copy,
+                                 env={"PORTAL_TRANSLATIONS_PATH": str(translations)}))
+
+
+def test_a_complete_draft_passes_with_a_warning_and_reviewed_without(
+        instance, translations, themes_copy):
+    kannada_portal(themes_copy)
+    assert cli(instance, translations, themes_copy, "languages", "add", "kn").returncode == 0
+    fill(translations, "kn", "public")
+    check = cli(instance, translations, themes_copy, "themes", "check")
+    assert check.returncode == 0, check.stderr
+    assert "warning: themes/kannada: language 'kn' is a draft translation" in check.stderr
+    record = translations / "kn" / "review.json"
+    data = json.loads(record.read_text())
+    data.update(status="reviewed", by="a native reviewer", method="read in full")
+    record.write_text(json.dumps(data))
+    check = cli(instance, translations, themes_copy, "themes", "check")
+    assert check.returncode == 0 and "'kn' is a draft" not in check.stderr
+
+
+def test_a_sponsor_needs_a_language_with_complete_sponsor_pages(instance, translations):
+    assert cli(instance, translations, Path("themes").resolve(), "languages", "add",
+               "kn").returncode == 0
+    fill(translations, "kn", "public")
+    refused = cli(instance, translations, Path("themes").resolve(), "users", "create",
+                  "--email", "s@sponsor.example", "--name", "S", "--role", "sponsor", "--language", "kn",
+                  "--portal", "demo")
+    assert refused.returncode != 0
+    assert "no complete sponsors catalogue" in refused.stderr
+    fill(translations, "kn", "sponsors")
+    accepted = cli(instance, translations, Path("themes").resolve(), "users", "create",
+                   "--email", "s@sponsor.example", "--name", "S", "--role", "sponsor", "--language", "kn",
+                   "--portal", "demo")
+    assert accepted.returncode == 0, accepted.stderr
+    # Staff accounts read the back office's catalogue, which has no Kannada.
+    staff = cli(instance, translations, Path("themes").resolve(), "users", "create",
+                "--email", "a@staff.example", "--name", "A", "--role", "analyst", "--language", "kn")
+    assert staff.returncode != 0 and "no complete staff catalogue" in staff.stderr
