@@ -8,12 +8,13 @@ from flask import Flask
 
 from portal.db import db
 from portal.i18n import configure_i18n
+from portal.inbound import configure_inbound
 from portal.keys import derive_key
+from portal.languages import complete_languages
 from portal.observability import configure_logging
 from portal.security import configure_security
 from portal.settings import Settings, load_settings
 from portal.tenancy import configure_tenancy
-from portal.tenancy.themes import shipped_languages
 
 
 class PortalFlask(Flask):
@@ -50,6 +51,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     configure_i18n(app, settings)
     configure_tenancy(app, settings)
     configure_security(app, settings)
+    configure_inbound(app, settings)
     configure_roles(app, settings)
     configure_health(app)
     return app
@@ -88,7 +90,10 @@ def configure_roles(app: Flask, settings: Settings) -> None:
     from portal.forwarding import configure_forwarding
 
     configure_forwarding(app, settings)
-    app.extensions["portal.languages"] = shipped_languages(settings.translations_path)
+    # The languages staff and sponsor accounts may choose: those whose domain is complete.
+    app.extensions["portal.languages"] = complete_languages(settings.translations_path, "staff")
+    app.extensions["portal.sponsor_languages"] = complete_languages(settings.translations_path,
+                                                                     "sponsors")
     if settings.has_central or "sponsors" in settings.roles:
         configure_accounts(app, settings)
     if settings.has_central:
@@ -141,21 +146,41 @@ def configure_errors(app: Flask) -> None:
 
 
 def configure_health(app: Flask) -> None:
+    """``/healthz`` tells anyone only ok or not ok: 200 ``{"status": "ok"}`` or 503
+    ``{"status": "not ok"}`` (database unreachable, or the outbox stuck). The figures behind
+    that answer (outbox size and age, transport backlog, import lag, the analysts' queue)
+    are served by ``/healthz/details`` and ``/metrics`` to monitoring clients only
+    (``monitoring_only``: addresses in ``PORTAL_MONITORING_NETWORKS``)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from portal.forwarding import status_update_warnings
     from portal.forwarding.health import forwarding_health
-    from portal.observability import metrics_response
+    from portal.observability import is_monitoring_client, metrics_response, monitoring_only
+
+    def health_check() -> tuple[str, dict[str, object]]:
+        try:
+            db.session.execute(db.text("SELECT 1"))
+            health = forwarding_health(app)
+        except SQLAlchemyError as exc:
+            db.session.rollback()
+            return "database unavailable", {"error": type(exc).__name__}
+        return ("outbox stuck" if health.get("outbox_stuck") else "ok"), health
 
     @app.get("/healthz")
     def healthz():
-        db.session.execute(db.text("SELECT 1"))
-        health = forwarding_health(app)
-        if health.get("outbox_stuck"):
-            return {"status": "outbox stuck", **health}, 503
-        return {"status": "ok", **health}
+        status, _ = health_check()
+        return ({"status": "ok"}, 200) if status == "ok" else ({"status": "not ok"}, 503)
+
+    @app.get("/healthz/details")
+    @monitoring_only
+    def healthz_details():
+        status, health = health_check()
+        return {"status": status, **health}, 200 if status == "ok" else 503
 
     @app.get("/readyz")
     def readyz():
         """Ready to take traffic: database reachable and at the newest migration, keys and
-        transport usable. 503 with the reasons otherwise."""
+        transport usable. 503 otherwise; the reasons (and warnings) only to monitoring."""
         from portal.migrate import current_revision, head_revision
 
         problems = []
@@ -173,10 +198,15 @@ def configure_health(app: Flask) -> None:
                 app.extensions["portal.reporting"]["sealing_key"].get()
             except Exception as exc:  # a missing or unreadable key file
                 problems.append(f"sealing key unavailable: {type(exc).__name__}")
-        if problems:
-            return {"status": "not ready", "problems": problems}, 503
-        return {"status": "ready"}
+        answer = {"status": "not ready", "problems": problems} if problems else {"status": "ready"}
+        # No reason to stop taking reports, so a warning, not a problem.
+        if warnings := status_update_warnings(app):
+            answer["warnings"] = warnings
+        if not is_monitoring_client():  # the reasons name internals: monitoring sees them
+            answer = {"status": answer["status"]}
+        return answer, 503 if problems else 200
 
     @app.get("/metrics")
+    @monitoring_only
     def metrics():
         return metrics_response(forwarding_health(app))

@@ -51,7 +51,7 @@ def themes_check() -> None:
     """Validate every folder under themes/; exit 1 with one line per problem."""
     from jinja2 import Environment, FileSystemLoader, TemplateSyntaxError
 
-    from portal.tenancy.themes import DEFAULT_THEME, ThemeError, load_portals
+    from portal.tenancy.themes import DEFAULT_THEME, ThemeError, draft_warnings, load_portals
 
     settings = _settings_or_exit()
     problems: list[str] = []
@@ -74,8 +74,65 @@ def themes_check() -> None:
             click.echo(problem, err=True)
         click.echo(f"{len(problems)} problem(s) found", err=True)
         sys.exit(1)
+    for warning in draft_warnings(portals, settings.translations_path):
+        click.echo(f"warning: {warning}", err=True)
     names = ", ".join(sorted(portals))
     click.echo(f"themes OK: {len(portals)} portal(s) ({names}) and {DEFAULT_THEME}")
+
+
+# -- languages --------------------------------------------------------------------------------
+
+
+@main.group(cls=click.Group)
+def languages() -> None:
+    """The shipped languages: catalogues per domain (public, sponsors, staff)."""
+
+
+@languages.command("add")
+@click.argument("tag")
+def languages_add(tag: str) -> None:
+    """Create LANG's catalogues (every domain) from the templates, and its draft review record."""
+    from datetime import UTC, datetime
+
+    from portal.languages import LanguageError, add_language
+
+    settings = _settings_or_exit()
+    try:
+        written = add_language(settings.translations_path, tag,
+                               datetime.now(UTC).date().isoformat())
+    except LanguageError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for path in written:
+        click.echo(f"wrote {path}")
+    click.echo(f"translate translations/{tag}/LC_MESSAGES/public.po first: a portal can list "
+               f"{tag} once it is complete ('portal languages status' shows how far it is)")
+
+
+@languages.command("status")
+def languages_status() -> None:
+    """Each language with its completeness per domain and its review status."""
+    from portal.languages import DOMAINS, catalogue_tags, completeness, review_status
+
+    translations = _settings_or_exit().translations_path
+    click.echo(f"{'language':<10}" + "".join(f"{d:>18}" for d in DOMAINS) + "  review")
+    for tag in catalogue_tags(translations):
+        cells = []
+        for domain in DOMAINS:
+            state = completeness(translations, tag, domain)
+            mark = "complete" if state.complete else f"{state.missing} missing"
+            cells.append(f"{f'{state.translated}/{state.total} {mark}':>18}")
+        click.echo(f"{tag:<10}" + "".join(cells) + f"  {review_status(translations, tag)}")
+
+
+@languages.command("update")
+def languages_update() -> None:
+    """Re-extract every domain's template and merge it into each catalogue."""
+    from portal.languages import update_catalogues
+    from portal.paths import ROOT
+
+    for (tag, domain), state in sorted(update_catalogues(ROOT).items()):
+        if not state.complete:
+            click.echo(f"{tag} {domain}: {state.missing} of {state.total} to translate")
 
 
 # -- keys -------------------------------------------------------------------------------------
@@ -88,12 +145,20 @@ def keys() -> None:
 
 @keys.command("generate")
 def keys_generate() -> None:
-    """Add a new current key pair; older private keys stay to open older envelopes."""
-    from portal.forwarding.keyring import generate
+    """Add a new current key pair, and a status-signing key pair; older private keys stay to
+    open older envelopes, older signing keys keep signing until retired."""
+    from portal.forwarding.keyring import KeyringError, generate
+    from portal.forwarding.status_signer import check_room, generate_signing_key
 
     settings = _settings_or_exit()
+    try:
+        check_room(settings.keys_path)
+    except KeyringError as exc:
+        raise click.ClickException(str(exc)) from exc
     kid = generate(settings.keys_path)
     click.echo(f"new current key {kid} in {settings.keys_path}")
+    signing = generate_signing_key(settings.keys_path)
+    click.echo(f"new status-signing key {signing}")
 
 
 @keys.command("list")
@@ -111,6 +176,9 @@ def keys_list() -> None:
         flags = ["current" if kid == public.current else "old",
                  "private key here" if private else "public only"]
         click.echo(f"{kid}\t{', '.join(flags)}")
+    for kid in sorted(public.verify):
+        private = (settings.keys_path / "signing" / f"{kid}.key").exists()
+        click.echo(f"{kid}\tstatus signing, {'private key here' if private else 'public only'}")
 
 
 @keys.command("retire")
@@ -152,6 +220,13 @@ def keys_import_public(source) -> None:
         raise click.ClickException(str(exc)) from exc
     install_public(settings.keys_path, public)
     click.echo(f"installed {len(public.keys)} public key(s), current {public.current}")
+    if public.verify:
+        click.echo(f"installed {len(public.verify)} status verify key(s)")
+    else:
+        # A file exported before status updates were signed: accepted, but said loudly.
+        click.echo("warning: this file holds no status verify key, so this edge will drop "
+                   "every status update from the centre; export the public keys again on the "
+                   "central side", err=True)
 
 
 # -- forwarding -------------------------------------------------------------------------------
@@ -335,8 +410,13 @@ def users_create(email: str, name: str, role: str, language: str, portals: tuple
     known = current_app.extensions["portal.tenancy"].portals
     if role == "sponsor" and (not portals or any(p not in known for p in portals)):
         raise click.ClickException(f"a sponsor needs --portal with one of: {', '.join(known)}")
-    if language not in current_app.extensions["portal.languages"]:
-        raise click.ClickException(f"unknown language {language!r}")
+    key = "portal.sponsor_languages" if role == "sponsor" else "portal.languages"
+    if language not in current_app.extensions[key]:
+        audience = "sponsors" if role == "sponsor" else "staff"
+        raise click.ClickException(
+            f"language {language!r} has no complete {audience} catalogue; "
+            f"complete ones: {', '.join(current_app.extensions[key])} "
+            "('portal languages status' shows each language)")
     if find_user(email):
         raise click.ClickException(f"{email} exists already")
     user, password = create_account(email, name, role, language, list(portals))
@@ -504,7 +584,9 @@ def demo(host: str, port: int) -> None:
     from werkzeug.serving import run_simple
 
     from portal.app import create_app
+    from portal.devserver import PrivateRequestHandler
     from portal.forwarding.keyring import KeyringError, generate, read_private
+    from portal.forwarding.status_signer import generate_signing_key
     from portal.tenancy.themes import ThemeError
 
     settings = _settings_or_exit()
@@ -513,7 +595,13 @@ def demo(host: str, port: int) -> None:
     except KeyringError:
         kid = generate(settings.keys_path)
         click.echo(f"created the central key pair {kid} in {settings.keys_path}")
-    settings = settings.with_changes(captcha="none")
+        signing = generate_signing_key(settings.keys_path)
+        click.echo(f"created the status-signing key {signing}")
+    # The demo serves plain HTTP, over which a Secure session cookie would never come back.
+    settings = settings.with_changes(captcha="none", cookie_secure=False)
+    # Served under the name it was asked to listen on (PORTAL_TRUSTED_HOSTS names others).
+    if host not in ("0.0.0.0", "::") and host not in settings.trusted_hosts:  # noqa: S104 - compared
+        settings = settings.with_changes(trusted_hosts=(*settings.trusted_hosts, host.lower()))
     try:
         app = create_app(settings)
     except (SettingsError, ThemeError) as exc:
@@ -556,7 +644,8 @@ def demo(host: str, port: int) -> None:
         click.echo("Demo accounts exist from an earlier start; reset one with "
                    "'portal users reset EMAIL'.")
     click.echo("Reports are forwarded and imported every 2 seconds. Stop with Ctrl+C.")
-    run_simple(host, port, app, threaded=True, use_reloader=False)
+    run_simple(host, port, app, threaded=True, use_reloader=False,
+               request_handler=PrivateRequestHandler)
 
 
 DEMO_ACCOUNTS = (

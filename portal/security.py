@@ -165,7 +165,9 @@ def configure_security(app: Flask, settings: Settings) -> None:
         # Each form checks its own token so that a stale token re-shows the form with the
         # person's input kept and a localized message, instead of a bare 400.
         WTF_CSRF_CHECK_DEFAULT=False,
-        WTF_CSRF_TIME_LIMIT=None,
+        # A token lasts as long as a staff session can (it is also bound to the session,
+        # which sign-in and sign-out replace); a citizen's older one re-shows the form.
+        WTF_CSRF_TIME_LIMIT=settings.staff_session_hours * 3600,
         WTF_CSRF_SSL_STRICT=True,
         RATELIMIT_ENABLED=settings.ratelimit_enabled,
         RATELIMIT_STORAGE_URI=settings.ratelimit_storage_uri,

@@ -7,8 +7,12 @@ configured. :func:`load_settings` validates everything at start-up and raises
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import os
+import re
 import secrets
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -19,6 +23,13 @@ ROLES = ("edge", "central", "sponsors")
 TRANSPORTS = ("local", "s3")
 CAPTCHAS = ("none", "hcaptcha", "altcha")
 MIN_REPORT_RETENTION_DAYS = 400
+# Who may read /metrics and /healthz/details (portal/app.py): this host only, by default.
+DEFAULT_MONITORING_NETWORKS = "127.0.0.0/8,::1/128"
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+# Loopback names, so that `portal demo` and a test client work with nothing configured.
+DEFAULT_TRUSTED_HOSTS = ("localhost", "127.0.0.1")
+_LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+TRUSTED_HOST_RE = re.compile(rf"^\.?(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
 
 
 class SettingsError(Exception):
@@ -58,6 +69,7 @@ class Settings:
     welfare_daily_minutes: int = 300
     severity_categories: tuple[str, ...] = ("A", "B", "C")
     staff_idle_minutes: int = 30
+    staff_session_hours: int = 12
     login_limit: str = "10 per minute; 50 per hour"
     sponsor_min_count: int = 5
     auto_migrate: bool = True
@@ -76,7 +88,11 @@ class Settings:
     ratelimit_enabled: bool = True
     max_request_bytes: int = 64 * 1024
     proxy_hops: int = 0
-    cookie_secure: bool = False
+    cookie_secure: bool = True
+    monitoring_networks: tuple[Network, ...] = tuple(
+        ipaddress.ip_network(n) for n in DEFAULT_MONITORING_NETWORKS.split(","))
+    # Host names served (besides the portals' own, from their manifests); see portal/inbound.py.
+    trusted_hosts: tuple[str, ...] = DEFAULT_TRUSTED_HOSTS
     # Extra values for tests and embedding: merged into Flask's config last.
     extra: Mapping[str, object] = field(default_factory=dict)
 
@@ -113,17 +129,46 @@ def _number(value: str, name: str, problems: list[str], kind: type = int) -> flo
     return number
 
 
+def _hosts(value: str, name: str, problems: list[str]) -> tuple[str, ...]:
+    """A comma list of host names or IPv4 addresses; ``.example.org`` also means its subdomains."""
+    hosts = tuple(h.strip().lower() for h in value.split(",") if h.strip())
+    for host in hosts:
+        if not TRUSTED_HOST_RE.match(host):
+            problems.append(f"{name}: {host!r} is not a host name (no port, scheme or IPv6 literal)")
+    if not hosts:
+        problems.append(f"{name}: name at least one host")
+    return hosts
+
+
+def _networks(value: str, name: str, problems: list[str]) -> tuple[Network, ...]:
+    """A comma list of addresses or networks (``10.0.0.0/8``, ``2001:db8::/32``); empty: none."""
+    networks = []
+    for part in (p.strip() for p in value.split(",")):
+        if part:
+            try:
+                networks.append(ipaddress.ip_network(part, strict=False))
+            except ValueError:
+                problems.append(f"{name}: {part!r} is not an IP address or network")
+    return tuple(networks)
+
+
 def _secret_key(instance_path: Path) -> str:
     """The embedded default: a random key kept in the instance folder, made on first start."""
     key_file = instance_path / "secret_key"
-    if key_file.exists():
-        return key_file.read_text().strip()
-    instance_path.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(48)
-    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(key + "\n")
-    return key
+    if not key_file.exists():
+        # Written whole under a name of its own, then linked into place: processes starting
+        # at once on a new folder (gunicorn workers) all read the one complete key that was
+        # linked first, never a half-written or empty file.
+        instance_path.mkdir(parents=True, exist_ok=True)
+        fd, draft = tempfile.mkstemp(prefix=".secret_key.", dir=instance_path)  # mode 0600
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_urlsafe(48) + "\n")
+            with contextlib.suppress(FileExistsError):
+                os.link(draft, key_file)
+        finally:
+            os.unlink(draft)
+    return key_file.read_text().strip()
 
 
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -200,8 +245,11 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
                     problems)
         ),
         proxy_hops=int(_number(get("PORTAL_PROXY_HOPS", "0"), "PORTAL_PROXY_HOPS", problems)),
-        cookie_secure=_bool(get("PORTAL_COOKIE_SECURE", "false"), "PORTAL_COOKIE_SECURE",
+        cookie_secure=_bool(get("PORTAL_COOKIE_SECURE", "true"), "PORTAL_COOKIE_SECURE",
                             problems),
+        monitoring_networks=_networks(get("PORTAL_MONITORING_NETWORKS",
+                                          DEFAULT_MONITORING_NETWORKS),
+                                      "PORTAL_MONITORING_NETWORKS", problems),
     )
     def minutes(name: str, default: int) -> int:
         value = int(_number(get(name, str(default)), name, problems))
@@ -231,6 +279,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         welfare_daily_minutes=minutes("PORTAL_WELFARE_DAILY_MINUTES", 300),
         severity_categories=categories,
         staff_idle_minutes=minutes("PORTAL_STAFF_IDLE_MINUTES", 30),
+        staff_session_hours=minutes("PORTAL_STAFF_SESSION_HOURS", 12),
         login_limit=get("PORTAL_RATELIMIT_LOGIN", "10 per minute; 50 per hour"),
         sponsor_min_count=minutes("PORTAL_SPONSOR_MIN_COUNT", 5),
         auto_migrate=_bool(get("PORTAL_AUTO_MIGRATE", "true"), "PORTAL_AUTO_MIGRATE", problems),
@@ -239,6 +288,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         contact_retention_days=int(_number(get("PORTAL_CONTACT_RETENTION_DAYS", "30"),
                                            "PORTAL_CONTACT_RETENTION_DAYS", problems)),
         figures_settle_months=minutes("PORTAL_FIGURES_SETTLE_MONTHS", 13),
+        trusted_hosts=_hosts(get("PORTAL_TRUSTED_HOSTS", ",".join(DEFAULT_TRUSTED_HOSTS)),
+                             "PORTAL_TRUSTED_HOSTS", problems),
     )
     if overrides:
         settings = replace(settings, **overrides)  # type: ignore[arg-type]

@@ -18,7 +18,15 @@ from portal.db import db
 from portal.security import limiter
 
 bp = Blueprint("accounts", __name__, url_prefix="/staff", template_folder="templates")
-PENDING_SECONDS = 300
+
+
+@bp.before_app_request
+def end_stale_session() -> None:
+    """On every page, public ones too: a staff session that has ended (signed out elsewhere,
+    idle, too old, password changed, account disabled) is emptied, CSRF token and all, so a
+    copy of it opens nothing and none of its tokens is accepted."""
+    if "uid" in session:
+        auth.load_user()
 
 
 @bp.before_request
@@ -26,10 +34,17 @@ def staff_language() -> None:
     """The signed-in user's language; before sign-in, the browser's best shipped language."""
     user = auth.load_user()
     shipped = current_app.extensions["portal.languages"]
-    g.lang = user.language if user else (request.accept_languages.best_match(shipped) or "en")
+    # A sponsor may read a language whose sponsors' pages are translated but not these: then
+    # these pages are in English, whole, rather than half translated.
+    if user:
+        g.lang = user.language if user.language in shipped else "en"
+    else:
+        g.lang = request.accept_languages.best_match(shipped) or "en"
 
 
 def audit(action: str, user: User, **details) -> None:
+    # The account's row first, then the audit log's lock (PostgreSQL), in every transaction.
+    db.session.flush()
     record(action, actor_id=user.id, actor=user.email, target_type="user", target_id=user.id,
            details=details or None)
 
@@ -46,16 +61,6 @@ def _home(user: User) -> str:
     return url_for("sponsors.home") if user.role == "sponsor" else url_for("staff.queue")
 
 
-def _pending_user() -> User | None:
-    import time
-
-    uid, started = session.get("pending_uid"), session.get("pending_at", 0)
-    if uid is None or time.time() - started > PENDING_SECONDS:
-        return None
-    user = db.session.get(User, uid)
-    return None if user is None or user.disabled else user
-
-
 def _login_limit() -> str:
     return current_app.extensions["portal.accounts"]["login_limit"]
 
@@ -63,29 +68,29 @@ def _login_limit() -> str:
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(_login_limit, methods=["POST"])
 def login() -> ResponseReturnValue:
-    import time
-
     form = LoginForm()
     error = None
     if request.method == "POST":
         if form.validate():
             user = auth.find_user(form.email.data)
-            ok = auth.check_password(user, form.password.data)
-            if user is not None and (user.disabled or auth.is_locked(user)):
-                ok = False
-            if ok:
-                session.clear()
-                session["pending_uid"] = user.id
-                session["pending_at"] = time.time()
+            attempt = None
+            if user is not None and not user.disabled:
+                attempt = auth.claim_attempt(user)
+                db.session.commit()  # counted before the password is checked
+            if attempt is None:
+                # Unknown, disabled or waiting: the same work, and nothing is verified.
+                auth.check_password(None, form.password.data)
+            elif auth.check_password(user, form.password.data):
+                auth.forgive(user, attempt)
+                auth.begin_pending(user)
                 db.session.commit()
                 nxt = {"next": request.args["next"]} if request.args.get("next") else {}
                 if not user.totp_enrolled:
                     return redirect(url_for("accounts.enrol", **nxt))
                 return redirect(url_for("accounts.code", **nxt))
-            auth.register_failure(user)
             if user is not None:
-                audit("login.failed", user)
-            db.session.commit()
+                audit("login.failed", user, **({} if attempt else {"refused": True}))
+                db.session.commit()
         # One message for every failure: unknown email, wrong password, locked or disabled.
         error = _("The email address or password is not right, or the account is locked. "
                   "Try again in a few minutes.")
@@ -100,21 +105,46 @@ def _finish(user: User) -> ResponseReturnValue:
     return redirect(_safe_next(_home(user)))
 
 
+def _pending() -> User | None:
+    """The account of the pending sign-in, if that is still current; a code sent with one that
+    is not (replaced by a later attempt or sign-in, or the account waiting) is audited."""
+    user = auth.pending_user()
+    if user is None or auth.pending_is_current(user):
+        return user
+    if request.method == "POST":
+        audit("login.failed_code", user, refused=True)
+        db.session.commit()
+    return None
+
+
+def _claim_code_attempt(user: User) -> bool:
+    """The lock and the pending sign-in's nonce, checked (and the attempt counted) before any
+    code is; False when refused, which is audited."""
+    claimed = auth.claim_pending_attempt(user)
+    db.session.commit()
+    if not claimed:
+        db.session.refresh(user)
+        audit("login.failed_code", user, refused=True)
+        db.session.commit()
+    return claimed
+
+
 @bp.route("/login/code", methods=["GET", "POST"])
 @limiter.limit(_login_limit, methods=["POST"])
 def code() -> ResponseReturnValue:
-    user = _pending_user()
+    user = _pending()
     if user is None or not user.totp_enrolled:
         return redirect(url_for("accounts.login"))
     form = CodeForm()
     if request.method == "POST" and form.validate():
+        if not _claim_code_attempt(user):
+            return redirect(url_for("accounts.login"))
         entered = form.code.data.strip()
         if auth.check_totp(user, entered):
             return _finish(user)
         if len(entered.replace("-", "")) == 10 and auth.use_recovery_code(user, entered):
             audit("login.recovery_code", user, remaining=auth.remaining_recovery_codes(user))
             return _finish(user)
-        auth.register_failure(user)
         audit("login.failed_code", user)
         db.session.commit()
         if auth.is_locked(user):
@@ -129,7 +159,7 @@ def code() -> ResponseReturnValue:
 @bp.route("/enrol", methods=["GET", "POST"])
 @limiter.limit(_login_limit, methods=["POST"])
 def enrol() -> ResponseReturnValue:
-    user = _pending_user()
+    user = _pending()
     if user is None or user.totp_enrolled:
         return redirect(url_for("accounts.login"))
     form = CodeForm()
@@ -139,6 +169,8 @@ def enrol() -> ResponseReturnValue:
     else:
         secret = auth.totp_secret(user)
     if request.method == "POST" and form.validate():
+        if not _claim_code_attempt(user):
+            return redirect(url_for("accounts.login"))
         if auth.check_totp(user, form.code.data):
             user.totp_enrolled = True
             codes = auth.new_recovery_codes(user)
@@ -164,9 +196,9 @@ def logout() -> ResponseReturnValue:
     form = CodeForm()  # only for its CSRF token
     form.validate()
     if not form.csrf_token.errors and user is not None:
+        auth.end_session(user)
         audit("logout", user)
         db.session.commit()
-        auth.end_session()
     return redirect(url_for("accounts.login"))
 
 
@@ -189,7 +221,7 @@ def change_password() -> ResponseReturnValue:
             user.must_change_password = False
             user.session_version += 1  # every other session of this account ends
             audit("password.changed", user)
-            auth.start_session(user)
+            auth.start_session(user, signed_in_at=session.get("at"))
             db.session.commit()
             return redirect(_home(user))
     status = 400 if form.errors else 200

@@ -9,10 +9,13 @@ from sqlalchemy import and_, exists, false, literal, or_, select, true, tuple_
 
 from portal.assessment.models import Item, Report, ReportItem
 from portal.db import db
+from portal.inbound import MAX_ID
 from portal.statuses import ACTION_TAKEN, IN_ASSESSMENT, RECEIVED
 
 OPEN = (RECEIVED, IN_ASSESSMENT, ACTION_TAKEN)
 PAGE_SIZE = 50
+# Cursor times (microseconds) end at the start of the last day a datetime can hold.
+MAX_MICROS = int(datetime(9999, 12, 31, tzinfo=UTC).timestamp()) * 1_000_000
 
 
 @dataclass(frozen=True)
@@ -30,9 +33,13 @@ def encode_cursor(report: Report) -> str:
 
 
 def decode_cursor(text: str) -> tuple[bool, datetime, int] | None:
-    try:
-        urgent, micros, ident = (int(part) for part in text.split("-"))
-    except ValueError:
+    """The cursor ``encode_cursor`` made, or None for anything else (a time or an id past what
+    a datetime or the id column can hold included)."""
+    parts = text.split("-")
+    if len(parts) != 3 or not all(part.isascii() and part.isdigit() for part in parts):
+        return None
+    urgent, micros, ident = (int(part) for part in parts)
+    if urgent > 1 or micros > MAX_MICROS or ident > MAX_ID:
         return None
     return bool(urgent), datetime.fromtimestamp(micros / 1_000_000, tz=UTC), ident
 
@@ -52,8 +59,10 @@ def queue_page(filters: Filters, user_id: int, after: str = "", size: int = PAGE
         query = query.where(Report.assigned_to == user_id)
     elif filters.assignee == "none":
         query = query.where(Report.assigned_to.is_(None))
-    elif filters.assignee.isdigit():
-        query = query.where(Report.assigned_to == int(filters.assignee))
+    elif filters.assignee.isascii() and filters.assignee.isdigit():  # "²" is a digit to isdigit
+        # A number no id column holds (PostgreSQL would refuse to compare it) matches nobody.
+        assignee = int(filters.assignee)
+        query = query.where(Report.assigned_to == assignee if assignee <= MAX_ID else false())
     if filters.outcome:
         query = query.where(exists(
             select(ReportItem.item_id).join(Item, Item.id == ReportItem.item_id)

@@ -7,16 +7,15 @@ import json
 from datetime import datetime
 from typing import Any
 
+from flask import current_app
 from nacl.secret import SecretBox
 from sqlalchemy import select
 
 from portal.assessment.models import Item, Report, ReportUrl, StatusUpdate
 from portal.db import db, utcnow
 from portal.forwarding.transport import Transport
-from portal.reporting.choices import CONTENT_TYPES, WHERE_FOUND
+from portal.payload import problems as payload_problems
 from portal.statuses import ALL, FINISHED
-
-MAX_URLS = 20
 
 
 class InvalidReport(ValueError):
@@ -24,27 +23,13 @@ class InvalidReport(ValueError):
 
 
 def _check(payload: dict[str, Any]) -> None:
-    def need(cond: bool, what: str) -> None:
-        if not cond:
-            raise InvalidReport(f"payload field {what} missing or invalid")
-
-    need(isinstance(payload.get("id"), str) and len(payload["id"]) == 36, "id")
-    need(isinstance(payload.get("portal"), str) and 0 < len(payload["portal"]) <= 40, "portal")
-    need(isinstance(payload.get("lang"), str) and 0 < len(payload["lang"]) <= 12, "lang")
-    urls = payload.get("urls")
-    need(isinstance(urls, list) and 0 < len(urls) <= MAX_URLS, "urls")
-    need(all(isinstance(u, str) and 0 < len(u) <= 2048 for u in urls), "urls")
-    need(payload.get("content_type") in CONTENT_TYPES, "content_type")
-    need(payload.get("where_found") in WHERE_FOUND, "where_found")
-    need(isinstance(payload.get("description", ""), str), "description")
-    need(isinstance(payload.get("urgent"), bool), "urgent")
-    need(isinstance(payload.get("receipt_hash"), str) and len(payload["receipt_hash"]) == 64,
-         "receipt_hash")
-    try:
-        received = datetime.fromisoformat(payload["received_at"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InvalidReport("payload field received_at missing or invalid") from exc
-    need(received.tzinfo is not None, "received_at")
+    """Every field against the schema the edge seals with, and the portal and its language
+    against the portals this centre has loaded."""
+    portals = {slug: portal.languages
+               for slug, portal in current_app.extensions["portal.tenancy"].portals.items()}
+    found = payload_problems(payload, portals=portals)
+    if found:
+        raise InvalidReport("; ".join(found))
 
 
 def url_digest(url: str) -> str:
@@ -113,11 +98,14 @@ def set_status(report: Report, status: str) -> None:
 
 
 def ship_status_updates(transport: Transport, batch: int = 500) -> int:
+    """Send each status change to the edge, signed by the centre (status_signer); the edge
+    drops anything it cannot verify."""
+    signer = current_app.extensions["portal.status_signer"]
     sent = 0
     for update in db.session.scalars(select(StatusUpdate).order_by(StatusUpdate.id).limit(batch)):
         message = {"receipt_hash": update.receipt_hash, "status": update.status,
-                   "at": update.at.isoformat()}
-        transport.send_status(json.dumps(message).encode())
+                   "at": update.at.isoformat(), "signed_at": utcnow().isoformat()}
+        transport.send_status(signer.sign(json.dumps(message).encode()))
         db.session.delete(update)
         db.session.commit()
         sent += 1

@@ -28,6 +28,7 @@ from portal.accounts.models import ROLES, User
 from portal.assessment import backoffice as work
 from portal.assessment import welfare
 from portal.assessment.audit import export_csv, recent, verify_chain
+from portal.assessment.display import reveal_controls
 from portal.assessment.forms import (
     AGE_LABELS,
     OUTCOME_LABELS,
@@ -39,10 +40,11 @@ from portal.assessment.forms import (
 )
 from portal.assessment.models import ILLEGAL, Action, Assessment, Item, Report
 from portal.assessment.notices import defang
-from portal.assessment.queue import Filters, queue_page
+from portal.assessment.queue import Filters, decode_cursor, queue_page
 from portal.assessment.services import contact_email
 from portal.db import db, utcnow
 from portal.i18n import language_name
+from portal.inbound import record_id
 from portal.statuses import ALL as STATUSES
 
 bp = Blueprint("staff", __name__, url_prefix="/staff", template_folder="templates")
@@ -98,7 +100,7 @@ def _item_or_404(item_id: int) -> Item:
 
 
 def _back_to(item: Item) -> ResponseReturnValue:
-    report_id = request.args.get("report", type=int)
+    report_id = request.args.get("report", type=record_id)
     if report_id:
         return redirect(url_for("staff.report", report_id=report_id) + f"#item-{item.id}")
     return redirect(url_for("staff.queue"))
@@ -116,7 +118,10 @@ def queue() -> ResponseReturnValue:
         status=args.get("status", "open")[:20], outcome=args.get("outcome", "")[:30],
         assignee=args.get("assignee", "")[:12],
     )
-    rows, next_cursor = queue_page(filters, g.user.id, after=args.get("after", "")[:60])
+    after = args.get("after", "")
+    if after and decode_cursor(after) is None:
+        abort(400)
+    rows, next_cursor = queue_page(filters, g.user.id, after=after)
     settings = current_app.extensions["portal.settings"]
     now = utcnow()
     names = dict(db.session.execute(select(User.id, User.name)).all())
@@ -159,7 +164,8 @@ def report(report_id: int) -> ResponseReturnValue:
         "staff/report.html", report=found, mine=mine, may_see_private=may_see_private,
         contact=contact_email(found, current_app.extensions["portal.contact_key"])
         if may_see_private else "",
-        defang=defang, assess_form=assess_form, trace_form=TraceCorrectionForm(),
+        defang=defang, reveal_controls=reveal_controls, assess_form=assess_form,
+        trace_form=TraceCorrectionForm(),
         notice_form=NoticeForm(), reference_form=ReferenceForm(), plain=PlainForm(),
         history=history, actions=actions, names=names, outcomes=OUTCOME_LABELS,
         ages=AGE_LABELS, can_assess=lambda item: work.can_assess(item, g.user),
@@ -263,7 +269,7 @@ def reassign(report_id: int) -> ResponseReturnValue:
     found = db.session.get(Report, report_id)
     if found is None or not PlainForm().validate():
         abort(404 if found is None else 400)
-    to_id = request.form.get("to", type=int)
+    to_id = request.form.get("to", type=record_id)
     to = db.session.get(User, to_id) if to_id else None
     if to is not None and to.role not in ANALYSTS:
         abort(400)
@@ -302,7 +308,7 @@ def team() -> ResponseReturnValue:
 @bp.get("/audit")
 @auth.roles_required("lead", "admin")
 def audit_log() -> ResponseReturnValue:
-    before = request.args.get("before", type=int)
+    before = request.args.get("before", type=record_id)
     entries = recent(limit=100, before_id=before)
     work.audit(g.user, "audit.view", "audit", before or 0)
     db.session.commit()
@@ -341,7 +347,7 @@ def audit_export() -> ResponseReturnValue:
 def overview() -> ResponseReturnValue:
     """The sponsors' figures for every portal together, and the portals side by side."""
     from portal.sponsors.periods import PeriodError
-    from portal.sponsors.render import hours, page_context, show
+    from portal.sponsors.render import hours, page_context, show, shown_derived
     from portal.sponsors.views import build
 
     spec = request.args.get("period", "last-month")[:30]
@@ -351,11 +357,10 @@ def overview() -> ResponseReturnValue:
         rows = []
         for slug, portal in sorted(tenancy.portals.items()):
             one = build(slug, spec, portal.timezone)
-            f = one.current
-            rows.append((portal.display_name(g.lang), show(one, f.reports).text,
-                         show(one, f.urls).text, show(one, f.assessed).text,
-                         show(one, sum(f.outcomes.get(k, 0) for k in ILLEGAL)).text,
-                         show(one, f.removals).text, hours(f.removal_hours_median)))
+            rows.append((portal.display_name(g.lang),
+                         *(show(one, name).text for name in (
+                             "reports", "urls", "items_assessed", "confirmed_illegal", "removals")),
+                         shown_derived(one, "removal_hours_median", "current", hours)))
     except PeriodError:
         abort(400)
     work.audit(g.user, "overview.view", "portal", "*", period=everything.current.period.key)
@@ -392,9 +397,22 @@ def users() -> ResponseReturnValue:
 
 def _user_form() -> UserForm:
     form = UserForm()
-    languages = current_app.extensions["portal.languages"]
+    staff = current_app.extensions["portal.languages"]
+    sponsors = current_app.extensions["portal.sponsor_languages"]
+    languages = (*staff, *(code for code in sponsors if code not in staff))
     form.language.choices = [(code, language_name(code)) for code in languages]
     return form
+
+
+def language_refusal(role: str, language: str) -> str | None:
+    """Why an account of ``role`` cannot read ``language``: a sponsor reads the sponsors'
+    catalogue, everyone else the back office's; each must be complete in that language."""
+    key = "portal.sponsor_languages" if role == "sponsor" else "portal.languages"
+    if language in current_app.extensions[key]:
+        return None
+    if role == "sponsor":
+        return _("The sponsor pages are not yet translated completely into this language.")
+    return _("The back office is not yet translated completely into this language.")
 
 
 @bp.post("/users")
@@ -411,6 +429,8 @@ def create_user() -> ResponseReturnValue:
         form.portals.errors = [_("Name one or more existing portals.")]
     elif auth.find_user(form.email.data):
         form.email.errors = [_("An account with this email address exists already.")]
+    elif refusal := language_refusal(form.role.data, form.language.data):
+        form.language.errors = [refusal]
     if form.errors:
         return render_template("staff/users.html", users=everyone, form=form, plain=PlainForm(),
                                created=None), 400

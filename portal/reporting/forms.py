@@ -1,22 +1,32 @@
-"""The public forms. Every message is in our own catalogue, so every language is complete."""
+"""The public forms. Every message is in our own catalogue, so every language is complete.
+
+A message that quotes what the person typed is made with ``gettext`` when the form is
+validated, never with ``lazy_gettext``: Jinja escapes a plain string, but a lazy string's
+``__html__`` hands its text over as markup, so quoted input would become HTML.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import ClassVar
 
 from email_validator import EmailNotValidError, validate_email
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 from markupsafe import escape
 from wtforms import BooleanField, SelectChoice, SelectField, StringField, TextAreaField
 from wtforms.validators import ValidationError
 
+from portal import payload
 from portal.reporting import urls as url_rules
 from portal.reporting.choices import CONTENT_TYPES, WHERE_FOUND
 from portal.security import PortalCSRF, PortalForm
 
-MAX_DESCRIPTION = 2000
-MAX_URLS_FIELD = url_rules.MAX_URLS * (url_rules.MAX_URL_LENGTH + 2)
+MAX_DESCRIPTION = payload.MAX_DESCRIPTION
+MAX_URLS_FIELD = payload.MAX_URLS * (payload.MAX_URL_LENGTH + 2)
+CONTROL_MESSAGE = _l("This contains an invisible control character, which cannot be sent. "
+                     "Please remove it and try again.")
 
 URL_REASONS = {
     "scheme": _l("only web addresses starting with http:// or https:// can be reported"),
@@ -24,6 +34,7 @@ URL_REASONS = {
     "private": _l("this points to a private or local network, not to the public internet"),
     "too_long": _l("this is longer than 2,048 characters"),
     "invalid": _l("this is not a valid web address"),
+    "control": _l("this contains an invisible control character"),
 }
 
 
@@ -60,13 +71,30 @@ class _CSRFWhenShown(PortalCSRF):
 
 
 class PublicForm(PortalForm):
-    """The public forms: the CSRF token made only when the form is rendered."""
+    """The public forms: the CSRF token made only when the form is rendered, and no control
+    character accepted in any field, except the line breaks (and tabs) a field allows."""
 
     class Meta:
         csrf_class = _CSRFWhenShown
 
+    allowed_controls: ClassVar[dict[str, str]] = {}
+
+    def validate(self, extra_validators=None) -> bool:
+        valid = super().validate(extra_validators)
+        for field in self:
+            allowed = self.allowed_controls.get(field.name, "")
+            if any(isinstance(value, str) and payload.has_control(value, allowed)
+                   for value in field.raw_data or ()):
+                # This message alone: the field's others may quote the character.
+                field.errors = [CONTROL_MESSAGE]
+                valid = False
+        return valid
+
 
 class ReportForm(PublicForm):
+    allowed_controls: ClassVar[dict[str, str]] = {
+        "urls": payload.LINE_BREAKS, "description": payload.TEXT_CONTROLS}
+
     urls = TextAreaField(_l("Web addresses (URLs)"))
     content_type = ChoiceField(
         _l("What did you see?"),
@@ -91,8 +119,8 @@ class ReportForm(PublicForm):
         urls, problems = url_rules.parse_urls(raw)
         if problems:
             messages = [
-                _l("Line %(line)s (%(text)s): %(reason)s", line=p.line, text=p.text,
-                   reason=URL_REASONS[p.reason])
+                _("Line %(line)s (%(text)s): %(reason)s", line=p.line, text=p.text,
+                  reason=URL_REASONS[p.reason])
                 for p in problems[:5]
             ]
             # One message per bad line: all but the last go straight onto the field.
@@ -100,7 +128,7 @@ class ReportForm(PublicForm):
             raise ValidationError(messages[-1])
         if not urls:
             raise ValidationError(_l("Enter at least one web address."))
-        if len(urls) > url_rules.MAX_URLS:
+        if len(urls) > payload.MAX_URLS:
             raise ValidationError(
                 ngettext(
                     "You entered %(num)d address. Report at most 20 at a time.",
@@ -113,8 +141,8 @@ class ReportForm(PublicForm):
     def validate_description(self, field: TextAreaField) -> None:
         if len(field.data or "") > MAX_DESCRIPTION:
             raise ValidationError(
-                _l("Please shorten this to at most %(max)s characters (now %(now)s).",
-                   max=MAX_DESCRIPTION, now=len(field.data))
+                _("Please shorten this to at most %(max)s characters (now %(now)s).",
+                  max=MAX_DESCRIPTION, now=len(field.data))
             )
 
     def validate_contact_email(self, field: StringField) -> None:
@@ -122,14 +150,17 @@ class ReportForm(PublicForm):
         if not value:
             field.data = ""
             return
-        if len(value) > 254:
+        if len(value) > payload.MAX_EMAIL:
             raise ValidationError(_l("This email address is too long."))
         try:
-            field.data = validate_email(value, check_deliverability=False).normalized
+            normalized = validate_email(value, check_deliverability=False).normalized
         except EmailNotValidError as exc:
             raise ValidationError(
                 _l("This does not look like an email address. Leave it empty to stay anonymous.")
             ) from exc
+        if len(normalized) > payload.MAX_EMAIL:
+            raise ValidationError(_l("This email address is too long."))
+        field.data = normalized
 
 
 class StatusForm(PublicForm):

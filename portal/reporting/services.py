@@ -19,6 +19,7 @@ from portal.db import db, utcnow
 from portal.forwarding.keyring import KeyringError, public_key, read_public
 from portal.forwarding.models import OutboxEnvelope, ReceiptStatus
 from portal.forwarding.sealing import seal
+from portal.payload import VERSION, check
 from portal.reporting.receipts import new_receipt, receipt_hash
 from portal.statuses import RECEIVED
 
@@ -193,7 +194,8 @@ def accept_report(report: NewReport, sealing_key: SealingKey, receipt_key: bytes
     envelope_id = str(uuid.uuid4())
     now = utcnow()
     payload = {
-        "v": 1,
+        "v": VERSION,
+        "id": envelope_id,
         "portal": report.portal,
         "lang": report.lang,
         "urls": report.urls,
@@ -205,6 +207,7 @@ def accept_report(report: NewReport, sealing_key: SealingKey, receipt_key: bytes
         "received_at": now.isoformat(),
         "receipt_hash": digest,
     }
+    check(payload)  # never seal what the centre would refuse: a 500 here, not a dead letter
     body = seal(envelope_id, payload, kid, public)
     _store({"id": envelope_id, "body": body, "created_at": now, "attempts": 0,
             "next_attempt_at": now},

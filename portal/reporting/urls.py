@@ -15,21 +15,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import idna
 
-MAX_URL_LENGTH = 2048
-MAX_URLS = 20
+from portal import public_hosts
+from portal.payload import MAX_URL_LENGTH, has_control
 
-# Private, loopback, link-local and other non-public ranges. The documentation ranges
-# (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24, 2001:db8::/32) are accepted on purpose:
-# tests use them, and no real report will ever name them.
-BLOCKED_NETWORKS = [
-    ipaddress.ip_network(n)
-    for n in (
-        "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
-        "172.16.0.0/12", "192.168.0.0/16", "224.0.0.0/4", "240.0.0.0/4",
-        "::/128", "::1/128", "fc00::/7", "fe80::/10", "ff00::/8",
-    )
-]
-BLOCKED_NAMES = ("localhost", "local", "internal", "intranet", "lan", "home.arpa", "onion")
 WRAPPERS = {"<": ">", '"': '"', "'": "'", "(": ")", "[": "]", "«": "»", "“": "”", "‘": "’"}
 SCHEME_RE = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*):(?!\d)")
 LABEL_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
@@ -43,7 +31,7 @@ PLAIN_HOST_RE = re.compile(r"^(?=.{1,253}$)(?:(?!..--)(?!-)[a-z0-9-]{1,63}(?<!-)
 class UrlProblem:
     line: int
     text: str
-    reason: str  # one of: scheme, no_host, private, too_long, invalid
+    reason: str  # one of: scheme, no_host, private, too_long, invalid, control
 
 
 def _strip_wrapping(text: str) -> str:
@@ -65,15 +53,15 @@ def _blocked_ip(host: str) -> bool | None:
         address = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
         return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        address = address.ipv4_mapped
-    return any(address in net for net in BLOCKED_NETWORKS if net.version == address.version)
+    return not public_hosts.is_public_address(address)
 
 
 def normalise(text: str) -> tuple[str | None, str | None]:
     """Return ``(url, None)`` or ``(None, reason)`` for one line the citizen typed."""
     if len(text) > MAX_URL_LENGTH:
         return None, "too_long"
+    if has_control(text):  # NUL and the like: urlsplit would keep them in the path
+        return None, "control"
     text = _strip_wrapping(text)
     if not text:
         return None, "no_host"
@@ -104,13 +92,14 @@ def normalise(text: str) -> tuple[str | None, str | None]:
                 host = idna.encode(host, uts46=True).decode("ascii").lower()
             except idna.IDNAError:
                 return None, "invalid"
+        # After IDNA, so that another spelling of such a name (full-width letters) is refused too.
+        if public_hosts.internal_name(host):
+            return None, "private"
         labels = host.split(".")
-        if len(labels) < 2 or not all(LABEL_RE.match(label) for label in labels):
+        if public_hosts.single_label(host) or not all(LABEL_RE.match(label) for label in labels):
             return None, "no_host" if len(labels) < 2 else "invalid"
         if labels[-1].isdigit():
             return None, "invalid"
-        if any(host == n or host.endswith("." + n) for n in BLOCKED_NAMES):
-            return None, "private"
     elif ":" in host:
         host = f"[{ipaddress.ip_address(host).compressed}]"
     netloc = host if port is None else f"{host}:{port}"

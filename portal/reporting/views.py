@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 
 from flask import Blueprint, abort, current_app, g, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from werkzeug.exceptions import ServiceUnavailable
 
 from portal.db import db
 from portal.observability import REPORTS
@@ -17,6 +21,7 @@ from portal.reporting.services import NewReport, accept_report, lookup_status
 from portal.security import csrf_token, limiter
 
 bp = Blueprint("reporting", __name__, url_prefix="/<portal>/<lang>")
+log = logging.getLogger(__name__)
 
 
 def _state() -> dict:
@@ -179,3 +184,21 @@ def status_submit() -> ResponseReturnValue:
     result = lookup_status(clean(form.receipt.data), _state()["receipt_key"])
     db.session.rollback()
     return page("status.html", form=form, result=result, looked_up=True)
+
+
+@bp.errorhandler(DBAPIError)
+@bp.errorhandler(PoolTimeout)
+def database_unavailable(error: Exception) -> ResponseReturnValue:
+    """The database could not store or read what a page needs (unreachable, a full disk): a
+    503, never a receipt. The report form comes back with everything typed still in it."""
+    cause = getattr(error, "orig", None) or error
+    # The kind only: a database error's message carries the statement's parameters.
+    code = getattr(cause, "sqlite_errorname", None) or getattr(cause, "sqlstate", None)
+    log.error("database unavailable for %s: %s%s", request.endpoint, type(cause).__name__,
+              f" ({code})" if code else "")
+    if request.endpoint == "reporting.report_submit":
+        message = _("Your report could not be received just now and has not been stored. "
+                    "Please try again in a few minutes.")
+        return page("report.html", form=ReportForm(), widget=_captcha().widget(),
+                    captcha_error=message), 503
+    return current_app.handle_http_exception(ServiceUnavailable())
