@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import shutil
+import subprocess
 import threading
 from pathlib import Path
 
@@ -65,3 +67,32 @@ def browser():
 def axe_source() -> str:
     need(AXE.exists(), "axe-core is not installed (npm ci)")
     return AXE.read_text()
+
+
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
+
+
+def axe_violations(page, axe_source: str) -> list[str]:
+    """axe-core's WCAG 2.0-2.2 A and AA violations on the page now, as ``id: targets``."""
+    page.add_script_tag(content=axe_source)
+    return page.evaluate(
+        "tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})"
+        ".then(r => r.violations.map(v => v.id + ': ' + v.nodes.map("
+        "n => n.target.join(' ')).join(', ')))", AXE_TAGS)
+
+
+def html_checker_errors(pages: dict[str, str], folder: Path) -> list[str]:
+    """The Nu HTML Checker's errors on each page (name -> HTML), checked in one run."""
+    need(VNU.exists(), "the Nu HTML Checker is not installed (npm ci)")
+    files = []
+    for name, html in pages.items():
+        path = folder / f"{name}.html"
+        path.write_text(html, encoding="utf-8")
+        files.append(str(path))
+    run = subprocess.run(["java", "-jar", str(VNU), "--errors-only", "--format", "json", *files],
+                         capture_output=True, text=True, timeout=600, check=False)
+    messages = json.loads(run.stderr or '{"messages": []}')["messages"]
+    errors = [f"{m.get('url', '').rsplit('/', 1)[-1]}:{m.get('lastLine')}: {m.get('message')}"
+              for m in messages if m.get("type") == "error"]
+    assert errors or run.returncode == 0, run.stderr[-2000:]
+    return errors

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -22,10 +21,10 @@ from portal.forwarding.keyring import generate
 from portal.i18n import text_direction
 from portal.paths import THEMES, TRANSLATIONS
 from portal.tenancy.themes import shipped_languages
-from tests.browser.conftest import VNU, LiveServer
+from tests.browser.conftest import LiveServer, axe_violations, html_checker_errors
 from tests.browser.pages import PortalPages
-from tests.browser.test_public_pages import AXE_TAGS, BUDGET
-from tests.conftest import CSRF_RE, ON_POSTGRESQL, make_settings, need
+from tests.browser.test_public_pages import BUDGET
+from tests.conftest import CSRF_RE, ON_POSTGRESQL, make_settings
 
 pytestmark = [
     pytest.mark.browser,
@@ -124,19 +123,9 @@ def test_every_language_has_lang_and_dir_and_the_receipt_reads_left_to_right(eve
 
 
 def test_nu_html_checker_on_every_page_in_every_language(every_page_html, tmp_path):
-    need(VNU.exists(), "the Nu HTML Checker is not installed (npm ci)")
-    files = []
-    for name, html in every_page_html.items():
-        path = tmp_path / f"{name}.html"
-        path.write_text(html, encoding="utf-8")
-        files.append(str(path))
-    run = subprocess.run(["java", "-jar", str(VNU), "--errors-only", "--format", "json", *files],
-                         capture_output=True, text=True, timeout=600, check=False)
-    messages = json.loads(run.stderr or '{"messages": []}')["messages"]
-    errors = [f"{m.get('url', '').rsplit('/', 1)[-1]}:{m.get('lastLine')}: {m.get('message')}"
-              for m in messages if m.get("type") == "error"]
+    assert len(every_page_html) == 9 * len(LANGUAGES)
+    errors = html_checker_errors(every_page_html, tmp_path)
     assert not errors, "\n".join(errors[:40])
-    assert len(files) == 9 * len(LANGUAGES)
 
 
 def test_axe_width_and_weight_of_landing_and_report_in_every_language(browser, every_server,
@@ -162,12 +151,7 @@ def test_axe_width_and_weight_of_landing_and_report_in_every_language(browser, e
             if width > 320:
                 too_wide[f"{lang}/{path}"] = width
                 page.screenshot(path=str(artifacts / f"too-wide-{lang}-{path or 'landing'}.png"))
-            page.add_script_tag(content=axe_source)
-            found = page.evaluate(
-                "tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})"
-                ".then(r => r.violations.map(v => v.id + ': ' + v.nodes.map("
-                "n => n.target.join(' ')).join(', ')))", AXE_TAGS)
-            if found:
+            if found := axe_violations(page, axe_source):
                 violations[f"{lang}/{path}"] = found
     context.close()
     print(f"report page bytes: {min(sizes.values())} to {max(sizes.values())} "
@@ -193,12 +177,7 @@ def test_axe_on_every_page_in_one_language_of_every_script(browser, every_server
     violations = {}
 
     def audit(name: str) -> None:
-        page.add_script_tag(content=axe_source)
-        found = page.evaluate(
-            "tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})"
-            ".then(r => r.violations.map(v => v.id + ': ' + v.nodes.map("
-            "n => n.target.join(' ')).join(', ')))", AXE_TAGS)
-        if found:
+        if found := axe_violations(page, axe_source):
             violations[name] = found
 
     for lang in SCRIPT_SAMPLES:

@@ -5,7 +5,6 @@ report page's weight; no request to any other host."""
 from __future__ import annotations
 
 import json
-import subprocess
 from urllib.parse import urlsplit
 
 import pytest
@@ -16,14 +15,13 @@ from portal.assessment.services import set_status, ship_status_updates
 from portal.db import db
 from portal.forwarding.forwarder import apply_status_updates, forward_once
 from portal.forwarding.importer import import_once
-from tests.browser.conftest import VNU
+from tests.browser.conftest import axe_violations, html_checker_errors
 from tests.browser.pages import PortalPages
-from tests.conftest import DEMO_LANGS, need
+from tests.conftest import DEMO_LANGS
 
 pytestmark = pytest.mark.browser
 LANGS = list(DEMO_LANGS)
 BUDGET = 30 * 1024
-AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
 
 
 def central_round(app, status: str) -> None:
@@ -120,14 +118,7 @@ def every_page(browser, live_server, axe_source):
     results: dict[str, dict] = {}
 
     def audit(name: str, html: str) -> None:
-        page.add_script_tag(content=axe_source)
-        outcome = page.evaluate(
-            "tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})"
-            ".then(r => r.violations.map(v => ({id: v.id, impact: v.impact,"
-            " nodes: v.nodes.map(n => n.target.join(' '))})))",
-            AXE_TAGS,
-        )
-        results[name] = {"html": html, "violations": outcome}
+        results[name] = {"html": html, "violations": axe_violations(page, axe_source)}
 
     for lang in LANGS:
         audit(f"{lang}-landing", site.open(lang))
@@ -159,16 +150,5 @@ def test_axe_core_finds_no_violations(every_page):
 
 
 def test_nu_html_checker_finds_no_errors(every_page, tmp_path):
-    need(VNU.exists(), "the Nu HTML Checker is not installed (npm ci)")
-    files = []
-    for name, result in every_page.items():
-        path = tmp_path / f"{name}.html"
-        path.write_text(result["html"], encoding="utf-8")
-        files.append(str(path))
-    run = subprocess.run(["java", "-jar", str(VNU), "--errors-only", "--format", "json", *files],
-                         capture_output=True, text=True, timeout=300, check=False)
-    messages = json.loads(run.stderr or '{"messages": []}')["messages"]
-    errors = [f"{m.get('url', '').rsplit('/', 1)[-1]}:{m.get('lastLine')}: {m.get('message')}"
-              for m in messages if m.get("type") == "error"]
+    errors = html_checker_errors({name: r["html"] for name, r in every_page.items()}, tmp_path)
     assert not errors, "\n".join(errors[:40])
-    assert run.returncode == 0
