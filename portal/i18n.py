@@ -20,11 +20,19 @@ from babel import __version__ as babel_version
 from babel import support
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from flask import Flask, current_app, g, has_request_context, request
+from flask import Flask, current_app, g, has_app_context, has_request_context, request
 from flask_babel import Babel, Domain, get_domain, get_locale
 from wtforms.i18n import messages_path
 
-from portal.languages import DOMAINS, babel_name, locale_for
+from portal.languages import (
+    CUSTOM,
+    DOMAINS,
+    babel_name,
+    catalogue_locale,
+    direction,
+    load_custom_locales,
+    own_name,
+)
 from portal.settings import Settings
 
 babel = Babel()
@@ -41,6 +49,7 @@ def compile_catalogues(source: Path, target: Path) -> list[str]:
     their hash), so a compiled file is never stale and each gunicorn worker's start-up does
     not compile them all again. Returns the language tags found."""
     languages: set[str] = set()
+    load_custom_locales(source)
     for po_path in sorted(source.glob("*/LC_MESSAGES/*.po")):
         tag, domain = po_path.parent.parent.name, po_path.stem
         po_bytes = po_path.read_bytes()
@@ -52,7 +61,7 @@ def compile_catalogues(source: Path, target: Path) -> list[str]:
         except OSError:
             current = False
         if not current:
-            catalogue = read_po(io.BytesIO(po_bytes), locale=babel_name(tag))
+            catalogue = read_po(io.BytesIO(po_bytes), locale=catalogue_locale(tag))
             out_dir.mkdir(parents=True, exist_ok=True)
             # Written aside and renamed into place: a process reading them never sees half a
             # file. The stamp comes last, so a half-done compilation is redone next time.
@@ -69,13 +78,13 @@ def compile_catalogues(source: Path, target: Path) -> list[str]:
 
 @functools.lru_cache(maxsize=256)
 def text_direction(lang: str) -> str:
-    return locale_for(lang).text_direction
+    return direction(lang)
 
 
 @functools.lru_cache(maxsize=256)
 def language_name(lang: str) -> str:
     """A language's name in that language, for the switcher ("Français", "العربية")."""
-    name = locale_for(lang).get_display_name(babel_name(lang)) or lang
+    name = own_name(lang)
     return name[:1].upper() + name[1:]
 
 
@@ -106,7 +115,26 @@ def _pick_domain() -> None:
 
 
 def select_locale() -> str:
-    return babel_name(g.get("lang") or "en")
+    """The request's Babel locale: its language's, or for a language CLDR has no data for,
+    the fallback that gives its numbers and dates (its text still comes from its own
+    catalogue: see ``PortalDomain``)."""
+    tag = g.get("lang") or "en"
+    return babel_name(CUSTOM[tag].fallback) if tag in CUSTOM else babel_name(tag)
+
+
+class PortalDomain(Domain):
+    """Flask-Babel's domain, finding a catalogue by the request's language tag, which for a
+    language CLDR has no data for differs from its (fallback) Babel locale."""
+
+    def get_translations(self) -> support.NullTranslations:
+        tag = g.get("lang") if has_app_context() else None
+        if tag not in CUSTOM:
+            return super().get_translations()
+        key = (babel_name(tag), self.domain[0])
+        if key not in self.cache:
+            self.cache[key] = support.Translations.load(
+                self.translation_directories[0], [babel_name(tag)], self.domain[0])
+        return self.cache[key]
 
 
 class WTFormsTranslations:
@@ -152,6 +180,7 @@ def configure_i18n(app: Flask, settings: Settings) -> None:
     app.config["BABEL_DOMAIN"] = "public"
     babel.init_app(app, locale_selector=select_locale)
     app.extensions["portal.domains"] = {
-        name: Domain(translation_directories=[str(compiled)], domain=name) for name in DOMAINS}
+        name: PortalDomain(translation_directories=[str(compiled)], domain=name)
+        for name in DOMAINS}
     app.before_request(_pick_domain)
     app.jinja_env.globals.update(text_direction=text_direction, language_name=language_name)

@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from babel import Locale, UnknownLocaleError
+from babel import Locale, UnknownLocaleError, localedata
 from babel.messages.catalog import Catalog
 from babel.messages.pofile import read_po
 
@@ -44,11 +44,70 @@ def babel_name(tag: str) -> str:
     return tag.replace("-", "_")
 
 
+@dataclass(frozen=True)
+class CustomLocale:
+    """What CLDR would say of a language it has no data for, from ``translations/LANG/
+    locale.json``: its own name, its direction, its plural rule, and the locale whose
+    numbers and dates it uses."""
+
+    name: str
+    direction: str
+    plural_forms: str
+    fallback: str
+
+
+# Languages without CLDR data, by tag: filled by load_custom_locales() when the app starts
+# and whenever the catalogues are listed (the data is static, like CLDR's own).
+CUSTOM: dict[str, CustomLocale] = {}
+
+
+def load_custom_locales(translations: Path) -> None:
+    for path in sorted(translations.glob("*/locale.json")):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        try:
+            custom = CustomLocale(name=str(data["name"]), direction=data.get("direction", "ltr"),
+                                  plural_forms=str(data["plural_forms"]),
+                                  fallback=str(data["fallback"]))
+        except KeyError as exc:
+            raise LanguageError(f"{path}: needs name, plural_forms and fallback") from exc
+        if custom.direction not in ("ltr", "rtl"):
+            raise LanguageError(f"{path}: direction must be ltr or rtl")
+        CUSTOM[path.parent.name] = custom
+
+
+def cldr_knows(tag: str) -> bool:
+    return tag not in CUSTOM and localedata.exists(babel_name(tag))
+
+
 def locale_for(tag: str) -> Locale:
+    """The Babel locale of ``tag``: its own, or for a language CLDR does not know, the
+    fallback its ``locale.json`` names (for numbers, dates and names of other things)."""
+    custom = CUSTOM.get(tag)
     try:
-        return Locale.parse(babel_name(tag))
+        return Locale.parse(babel_name(custom.fallback if custom else tag))
     except (UnknownLocaleError, ValueError) as exc:
-        raise LanguageError(f"{tag}: not a language Babel/CLDR knows") from exc
+        raise LanguageError(f"{tag}: not a language Babel/CLDR knows; describe it in "
+                            f"translations/{tag}/locale.json (name, plural_forms, "
+                            "fallback)") from exc
+
+
+def direction(tag: str) -> str:
+    custom = CUSTOM.get(tag)
+    return custom.direction if custom else locale_for(tag).text_direction
+
+
+def own_name(tag: str) -> str:
+    """A language's name in that language."""
+    custom = CUSTOM.get(tag)
+    if custom:
+        return custom.name
+    return Locale.parse(babel_name(tag)).get_display_name(babel_name(tag)) or tag
+
+
+def catalogue_locale(tag: str) -> str | None:
+    """The locale to read ``tag``'s catalogues with; None where CLDR has no data for it (the
+    catalogue's own Plural-Forms header then counts)."""
+    return babel_name(tag) if cldr_knows(tag) else None
 
 
 @dataclass(frozen=True)
@@ -102,10 +161,11 @@ def read_catalogue(translations: Path, tag: str, domain: str) -> Catalog | None:
     if not path.is_file():
         return None
     with path.open("rb") as handle:
-        return read_po(handle, locale=babel_name(tag))
+        return read_po(handle, locale=catalogue_locale(tag))
 
 
 def completeness(translations: Path, tag: str, domain: str) -> Completeness:
+    load_custom_locales(translations)
     ids = template_ids(translations, domain)
     if tag == SOURCE:
         return Completeness(len(ids), len(ids))
@@ -135,6 +195,7 @@ def completeness(translations: Path, tag: str, domain: str) -> Completeness:
 
 def catalogue_tags(translations: Path) -> tuple[str, ...]:
     """English plus every language folder with at least one catalogue."""
+    load_custom_locales(translations)
     found = {p.name for p in translations.iterdir()
              if (p / "LC_MESSAGES").is_dir() and any((p / "LC_MESSAGES").glob("*.po"))}
     return (SOURCE, *sorted(found - {SOURCE}))
@@ -165,6 +226,7 @@ def add_language(translations: Path, tag: str, today: str) -> list[Path]:
     alone) and a ``draft`` review record; return the files written."""
     from babel.messages.pofile import write_po
 
+    load_custom_locales(translations)
     check_tag(tag)
     if tag == SOURCE:
         raise LanguageError("English is the source language; it has no catalogue")
@@ -177,9 +239,12 @@ def add_language(translations: Path, tag: str, today: str) -> list[Path]:
             continue
         with (translations / f"{domain}.pot").open("rb") as handle:
             template = read_po(handle)
-        catalogue = Catalog(locale=babel_name(tag), domain=domain, project="Portal",
+        catalogue = Catalog(locale=catalogue_locale(tag), domain=domain, project="Portal",
                             version="1", copyright_holder="Portal developers",
                             msgid_bugs_address="", fuzzy=False)
+        if tag in CUSTOM:  # no CLDR rule: the plural rule its locale.json gives
+            catalogue.mime_headers = [("Language", tag),
+                                      ("Plural-Forms", CUSTOM[tag].plural_forms)]
         catalogue.update(template, no_fuzzy_matching=True)
         with path.open("wb") as handle:
             write_po(handle, catalogue, no_location=True, sort_output=True, width=100)
@@ -213,6 +278,7 @@ def update_catalogues(root: Path) -> dict[tuple[str, str], Completeness]:
     from babel.messages.pofile import write_po
 
     translations = root / "translations"
+    load_custom_locales(translations)
     result = {}
     for domain in DOMAINS:
         pot = translations / f"{domain}.pot"
@@ -222,7 +288,7 @@ def update_catalogues(root: Path) -> dict[tuple[str, str], Completeness]:
         for po_path in sorted(translations.glob(f"*/LC_MESSAGES/{domain}.po")):
             tag = po_path.parent.parent.name
             with po_path.open("rb") as handle:
-                catalogue = read_po(handle, locale=babel_name(tag))
+                catalogue = read_po(handle, locale=catalogue_locale(tag))
             catalogue.update(template, no_fuzzy_matching=True)
             catalogue.obsolete.clear()
             catalogue.project, catalogue.version = "Portal", "1"

@@ -4,6 +4,7 @@ translated: `portal languages add/status`, `portal themes check`, start-up and a
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -136,3 +137,47 @@ def test_a_sponsor_needs_a_language_with_complete_sponsor_pages(instance, transl
     staff = cli(instance, translations, Path("themes").resolve(), "users", "create",
                 "--email", "a@staff.example", "--name", "A", "--role", "analyst", "--language", "kn")
     assert staff.returncode != 0 and "no complete staff catalogue" in staff.stderr
+
+
+def test_a_language_without_cldr_data_works_from_its_locale_file(instance, translations,
+                                                                  themes_copy):
+    """Samoan has no CLDR data: its locale.json gives its name, direction, plural rule and
+    the locale of its numbers and dates; pages and plural forms then work as for any other."""
+    refused = cli(instance, translations, themes_copy, "languages", "add", "sm")
+    assert refused.returncode != 0 and "translations/sm/locale.json" in refused.stderr
+    (translations / "sm").mkdir()
+    (translations / "sm" / "locale.json").write_text(json.dumps({
+        "name": "Gagana Sāmoa", "direction": "ltr", "plural_forms": "nplurals=1; plural=0;",
+        "fallback": "en"}), encoding="utf-8")
+    assert cli(instance, translations, themes_copy, "languages", "add", "sm").returncode == 0
+    with (translations / "sm" / "LC_MESSAGES" / "public.po").open("rb") as handle:
+        assert read_po(handle).num_plurals == 1
+    fill(translations, "sm", "public", text=lambda msgid: f"[sm] {msgid}")
+    manifest = copy_portal(themes_copy, "samoa", {
+        DEMO_LANGUAGES_LINE: 'languages = ["en", "sm"]',
+        'report.demo.example': 'report.samoa.example'})
+    lines = []
+    for line in manifest.read_text().splitlines():
+        lang = line.split(" = ", 1)[0].strip().strip('"')
+        if lang in set(DEMO_LANGS) - {"en"}:
+            continue
+        lines.append(line)
+        if lang == "en":
+            lines.append(line.replace("en = ", "sm = ", 1))
+    manifest.write_text("\n".join(lines) + "\n")
+    check = cli(instance, translations, themes_copy, "themes", "check")
+    assert check.returncode == 0, check.stderr
+
+    app = create_app(make_settings(instance, themes_path=themes_copy,
+                                   env={"PORTAL_TRANSLATIONS_PATH": str(translations)}))
+    client = app.test_client()
+    page = client.get("/samoa/sm/").get_data(as_text=True)
+    assert '<html lang="sm" dir="ltr">' in page
+    assert "Gagana Sāmoa" in page and "[sm] " in page
+    form = client.get("/samoa/sm/report").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', form).group(1)
+    receipt = client.post("/samoa/sm/report", data={
+        "csrf_token": token, "urls": "a.example.test/1\nb.example.test/2",
+        "content_type": "images", "where_found": "website"}).get_data(as_text=True)
+    # One plural form: the plural message's only form, with its number, in Samoan.
+    assert "[sm] We received 2 web addresses." in receipt
