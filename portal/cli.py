@@ -114,13 +114,13 @@ def languages_status() -> None:
     from portal.languages import DOMAINS, catalogue_tags, completeness, review_status
 
     translations = _settings_or_exit().translations_path
-    click.echo(f"{'language':<10}" + "".join(f"{d:>18}" for d in DOMAINS) + "  review")
+    click.echo(f"{'language':<10}" + "".join(f"{d:>20}" for d in DOMAINS) + "  review")
     for tag in catalogue_tags(translations):
         cells = []
         for domain in DOMAINS:
             state = completeness(translations, tag, domain)
             mark = "complete" if state.complete else f"{state.missing} missing"
-            cells.append(f"{f'{state.translated}/{state.total} {mark}':>18}")
+            cells.append(f"{f'{state.translated}/{state.total} {mark}':>20}")
         click.echo(f"{tag:<10}" + "".join(cells) + f"  {review_status(translations, tag)}")
 
 
