@@ -19,6 +19,7 @@ and ``staff`` (the back office and sign-in).
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass, field
@@ -164,7 +165,29 @@ def read_catalogue(translations: Path, tag: str, domain: str) -> Catalog | None:
         return read_po(handle, locale=catalogue_locale(tag))
 
 
+def _stamp(*paths: Path) -> tuple:
+    """What a result read from these files depends on: each one's size and time of change."""
+    stamps = []
+    for path in paths:
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            stamps.append(None)
+        else:
+            stamps.append((stat.st_size, stat.st_mtime_ns))
+    return tuple(stamps)
+
+
 def completeness(translations: Path, tag: str, domain: str) -> Completeness:
+    """How complete ``tag``'s ``domain`` catalogue is; read again only when one of its files
+    changed (every app start asks for every language's)."""
+    files = (translations / f"{domain}.pot", translations / tag / "LC_MESSAGES" / f"{domain}.po",
+             translations / tag / "review.json", translations / tag / "locale.json")
+    return _completeness(translations, tag, domain, _stamp(*files))
+
+
+@functools.lru_cache(maxsize=1024)
+def _completeness(translations: Path, tag: str, domain: str, stamp: tuple) -> Completeness:
     load_custom_locales(translations)
     ids = template_ids(translations, domain)
     if tag == SOURCE:
