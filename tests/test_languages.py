@@ -25,11 +25,12 @@ def translations(tmp_path: Path) -> Path:
     return target
 
 
-def kannada_portal(themes: Path) -> None:
-    """themes/demo copied as a portal in English and Kannada (each text given in Kannada too)."""
-    manifest = copy_portal(themes, "kannada", {
-        DEMO_LANGUAGES_LINE: 'languages = ["en", "kn"]',
-        'report.demo.example': 'report.kannada.example'})
+def english_and(themes: Path, slug: str, tag: str) -> None:
+    """themes/demo copied as portal ``slug`` in English and ``tag`` (each text given in English
+    for ``tag`` too)."""
+    manifest = copy_portal(themes, slug, {
+        DEMO_LANGUAGES_LINE: f'languages = ["en", "{tag}"]',
+        'report.demo.example': f'report.{slug}.example'})
     lines = []
     for line in manifest.read_text().splitlines():
         lang = line.split(" = ", 1)[0].strip().strip('"')
@@ -37,7 +38,7 @@ def kannada_portal(themes: Path) -> None:
             continue
         lines.append(line)
         if lang == "en":
-            lines.append(line.replace("en = ", "kn = ", 1))
+            lines.append(line.replace("en = ", f"{tag} = ", 1))
     manifest.write_text("\n".join(lines) + "\n")
 
 
@@ -83,7 +84,7 @@ def test_add_creates_every_domain_and_a_draft_record_and_status_lists_it(
 
 def test_an_untranslated_catalogue_is_refused_with_the_count_and_the_command(
         instance, translations, themes_copy):
-    kannada_portal(themes_copy)
+    english_and(themes_copy, "kannada", "kn")
     check = cli(instance, translations, themes_copy, "themes", "check")
     assert check.returncode == 1
     assert "'kn' has no catalogue" in check.stderr and "portal languages add kn" in check.stderr
@@ -105,7 +106,7 @@ def test_an_untranslated_catalogue_is_refused_with_the_count_and_the_command(
 
 def test_a_complete_draft_passes_with_a_warning_and_reviewed_without(
         instance, translations, themes_copy):
-    kannada_portal(themes_copy)
+    english_and(themes_copy, "kannada", "kn")
     assert cli(instance, translations, themes_copy, "languages", "add", "kn").returncode == 0
     fill(translations, "kn", "public")
     check = cli(instance, translations, themes_copy, "themes", "check")
@@ -153,18 +154,7 @@ def test_a_language_without_cldr_data_works_from_its_locale_file(instance, trans
     with (translations / "sm" / "LC_MESSAGES" / "public.po").open("rb") as handle:
         assert read_po(handle).num_plurals == 1
     fill(translations, "sm", "public", text=lambda msgid: f"[sm] {msgid}")
-    manifest = copy_portal(themes_copy, "samoa", {
-        DEMO_LANGUAGES_LINE: 'languages = ["en", "sm"]',
-        'report.demo.example': 'report.samoa.example'})
-    lines = []
-    for line in manifest.read_text().splitlines():
-        lang = line.split(" = ", 1)[0].strip().strip('"')
-        if lang in set(DEMO_LANGS) - {"en"}:
-            continue
-        lines.append(line)
-        if lang == "en":
-            lines.append(line.replace("en = ", "sm = ", 1))
-    manifest.write_text("\n".join(lines) + "\n")
+    english_and(themes_copy, "samoa", "sm")
     check = cli(instance, translations, themes_copy, "themes", "check")
     assert check.returncode == 0, check.stderr
 
